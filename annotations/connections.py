@@ -1,0 +1,170 @@
+"""Appending decisions about pairs and keeping the current state and the splits in step."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from .connection_types import LINKING_TYPES
+from .models import Artwork, Connection, ConnectionDecision, canonical_pair
+from .splits import SplitChange, assign_splits
+
+CHUNK = 900  # stays under SQLite's bound-parameter limits in IN (...) lookups
+
+
+@dataclass
+class Statement:
+    """Someone says: artworks `first` and `second` (primary keys) are of `type`."""
+
+    first: int
+    second: int
+    type: str
+    uid: str = ""
+    annotated_at: datetime | None = None
+    context: dict = field(default_factory=dict)
+
+
+@dataclass
+class ApplyReport:
+    added: int = 0
+    redundant: int = 0
+    already_recorded: int = 0
+    changed_pairs: int = 0
+    split_changes: list[SplitChange] = field(default_factory=list)
+
+
+def chunks(items: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def derived_uid(first_external: str, second_external: str, type_code: str, annotated: datetime | None) -> str:
+    """A stable uid for an imported row that has none, so that re-importing it is recognised."""
+    a, b = sorted((first_external, second_external))
+    stamp = annotated.isoformat() if annotated else ""
+    return "imp-" + hashlib.sha1(f"{a}\x00{b}\x00{type_code}\x00{stamp}".encode()).hexdigest()[:24]
+
+
+def apply_statements(
+    statements: Sequence[Statement],
+    *,
+    source: str,
+    user=None,
+    import_record=None,
+    round_number: int | None = None,
+) -> ApplyReport:
+    """Append the statements that change something, in order, and update pairs and splits.
+
+    A statement is skipped when its uid is already recorded (re-import of the same row) or when
+    the pair already has that type (nothing new is said). Must run inside a transaction.
+    """
+    report = ApplyReport()
+    if not statements:
+        return report
+    now = timezone.now()
+    pairs = {canonical_pair(s.first, s.second) for s in statements}
+    uids = [s.uid for s in statements if s.uid]
+    recorded: set[str] = set()
+    for part in chunks(uids):
+        recorded.update(ConnectionDecision.objects.filter(uid__in=part).values_list("uid", flat=True))
+    current: dict[tuple[int, int], Connection] = {}
+    firsts = sorted({a for a, _ in pairs})
+    for part in chunks(firsts):
+        for conn in Connection.objects.filter(artwork_a_id__in=part):
+            key = (conn.artwork_a_id, conn.artwork_b_id)
+            if key in pairs:
+                current[key] = conn
+
+    decisions: list[ConnectionDecision] = []
+    final_type: dict[tuple[int, int], str] = {}
+    for statement in statements:
+        pair = canonical_pair(statement.first, statement.second)
+        uid = statement.uid or uuid.uuid4().hex
+        if uid in recorded:
+            report.already_recorded += 1
+            continue
+        state = final_type.get(pair) or (current[pair].type if pair in current else None)
+        if state == statement.type:
+            report.redundant += 1
+            continue
+        recorded.add(uid)
+        final_type[pair] = statement.type
+        decisions.append(
+            ConnectionDecision(
+                uid=uid,
+                artwork_a_id=pair[0],
+                artwork_b_id=pair[1],
+                type=statement.type,
+                source=source,
+                import_record=import_record,
+                user=user,
+                round=round_number,
+                context=statement.context,
+                annotated_at=statement.annotated_at or now,
+            )
+        )
+    if not decisions:
+        return report
+    ConnectionDecision.objects.bulk_create(decisions, batch_size=500)
+    latest: dict[tuple[int, int], ConnectionDecision] = {}
+    for decision in decisions:
+        latest[(decision.artwork_a_id, decision.artwork_b_id)] = decision
+    new_rows, changed_rows = [], []
+    for pair, decision in latest.items():
+        if pair in current:
+            conn = current[pair]
+            conn.type, conn.latest, conn.updated_at = decision.type, decision, now
+            changed_rows.append(conn)
+        else:
+            new_rows.append(
+                Connection(artwork_a_id=pair[0], artwork_b_id=pair[1], type=decision.type, latest=decision)
+            )
+    Connection.objects.bulk_create(new_rows, batch_size=500)
+    Connection.objects.bulk_update(changed_rows, ["type", "latest", "updated_at"], batch_size=500)
+    report.added = len(decisions)
+    report.changed_pairs = len(latest)
+    report.split_changes = refresh_splits()
+    return report
+
+
+@transaction.atomic
+def refresh_splits() -> list[SplitChange]:
+    """Bring the stored splits in line with the linking connections (see `splits` for the rules)."""
+    edges = list(
+        Connection.objects.filter(type__in=LINKING_TYPES).values_list("artwork_a_id", "artwork_b_id")
+    )
+    if not edges:
+        return []
+    nodes = {node for edge in edges for node in edge}
+    current: dict[int, str | None] = {}
+    keys: dict[int, str] = {}
+    for pk, split, external_id in Artwork.objects.values_list("pk", "split", "external_id").iterator(
+        chunk_size=5000
+    ):
+        if pk in nodes:
+            current[pk], keys[pk] = split or None, external_id
+    changes = assign_splits(edges, current, keys, settings.SPLIT_SEED)
+    by_target: dict[str, list[int]] = {}
+    for change in changes:
+        by_target.setdefault(change.new, []).append(change.node)
+    for target, pks in by_target.items():
+        for part in chunks(pks):
+            Artwork.objects.filter(pk__in=part).update(split=target, updated_at=timezone.now())
+    return changes
+
+
+def record_decision(
+    first: Artwork, second: Artwork, type_code: str, *, source: str, user=None, **context
+) -> ApplyReport:
+    """One decision by a person (review UI, artwork page)."""
+    with transaction.atomic():
+        return apply_statements(
+            [Statement(first.pk, second.pk, type_code, context=context)], source=source, user=user
+        )

@@ -1,0 +1,114 @@
+"""Checking images and making thumbnails (plain module, no Django)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+# A truncated file must fail the import, not load as a grey-bottomed picture.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+FORMAT_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "TIFF": "tif", "WEBP": "webp", "GIF": "gif", "BMP": "bmp"}
+
+
+class ImageProblem(ValueError):
+    """The file cannot be used as an artwork image; the message says why."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    sha256: str
+    ext: str
+    width: int
+    height: int
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class ProcessedImage:
+    info: ImageInfo
+    data: bytes
+    thumbnails: dict[str, bytes]
+
+
+def read_limited(path: Path, max_bytes: int) -> bytes:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise ImageProblem(f"image file not found: {path}") from None
+    except OSError as exc:
+        raise ImageProblem(f"cannot read image file {path}: {exc.strerror}") from None
+    if not path.is_file():
+        raise ImageProblem(f"not a file: {path}")
+    if size > max_bytes:
+        raise ImageProblem(f"image file is {size:,} bytes, over the limit of {max_bytes:,} bytes")
+    if size == 0:
+        raise ImageProblem("image file is empty")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ImageProblem(f"cannot read image file {path}: {exc.strerror}") from None
+
+
+def decode(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
+    """Open and fully decode, checking the pixel count from the header before decoding."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            fmt = image.format or ""
+            if fmt not in FORMAT_EXTENSIONS:
+                raise ImageProblem(
+                    f"unsupported image format {fmt or 'unknown'}; use JPEG, PNG, TIFF or WebP"
+                )
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageProblem(
+                    f"image is {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,}"
+                )
+            image.load()
+    except ImageProblem:
+        raise
+    except UnidentifiedImageError:
+        raise ImageProblem("not an image (no known image format recognised)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageProblem(f"image over the pixel limit: {exc}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageProblem(f"corrupt or truncated image: {exc}") from None
+    return image, FORMAT_EXTENSIONS[fmt]
+
+
+def thumbnail_bytes(image: Image.Image, max_side: int) -> bytes:
+    thumb = image.copy()
+    thumb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    if thumb.mode not in ("RGB", "L"):
+        thumb = thumb.convert("RGB")
+    out = io.BytesIO()
+    thumb.save(out, "JPEG", quality=85, optimize=True, progressive=True)
+    return out.getvalue()
+
+
+def process_image(
+    path: Path, max_pixels: int, max_bytes: int, thumbnail_sizes: dict[str, int]
+) -> ProcessedImage:
+    """Read, verify and thumbnail one image; raises ImageProblem with a reason a person can act on."""
+    data = read_limited(path, max_bytes)
+    image, ext = decode(data, max_pixels)
+    # Photographs carry their orientation in EXIF; sizes and thumbnails are of the upright image.
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I", "F"):
+        image = ImageOps.autocontrast(image.convert("I").point(lambda v: v / 256).convert("L"))
+    info = ImageInfo(
+        sha256=hashlib.sha256(data).hexdigest(),
+        ext=ext,
+        width=image.width,
+        height=image.height,
+        size_bytes=len(data),
+    )
+    thumbs = {name: thumbnail_bytes(image, side) for name, side in thumbnail_sizes.items()}
+    return ProcessedImage(info=info, data=data, thumbnails=thumbs)

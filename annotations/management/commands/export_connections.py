@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from annotations.exporting import write_connections_csv
+from annotations.storage import atomic_write_bytes
+
+
+class Command(BaseCommand):
+    help = (
+        "Export connections as CSV: the morphograph columns (uid, img1, img2, type, annotated) "
+        "plus provenance columns."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--out", required=True, help="output CSV file, or - for standard output")
+        parser.add_argument(
+            "--history", action="store_true", help="every decision, not only each pair's current one"
+        )
+        parser.add_argument("--collection", help="only pairs with an artwork in this collection")
+
+    def handle(self, *args, **options) -> None:
+        import io
+
+        buffer = io.StringIO()
+        count = write_connections_csv(buffer, history=options["history"], collection=options["collection"])
+        if options["out"] == "-":
+            sys.stdout.write(buffer.getvalue())
+            return
+        out = Path(options["out"])
+        if not out.parent.is_dir():
+            raise CommandError(f"folder {out.parent} does not exist")
+        atomic_write_bytes(out, buffer.getvalue().encode("utf-8"))
+        self.stdout.write(f"Wrote {count} rows to {out}")

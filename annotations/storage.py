@@ -1,0 +1,45 @@
+"""Content-addressed files under the data directory (plain module, no Django).
+
+images/<sha[:2]>/<sha>.<ext>   the imported file, byte for byte
+thumbs/<size>/<sha[:2]>/<sha>.jpg   derived once per image content and size
+Writes are atomic (temporary file in the same folder, then rename), so a killed process never
+leaves a half-written file under a final name.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def image_relpath(sha256: str, ext: str) -> str:
+    return f"images/{sha256[:2]}/{sha256}.{ext}"
+
+
+def thumbnail_relpath(sha256: str, size: str) -> str:
+    return f"thumbs/{size}/{sha256[:2]}/{sha256}.jpg"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def place_file(staged: Path, final: Path) -> bool:
+    """Move a staged file to its content-addressed place. False when that content was already there."""
+    if final.exists():
+        staged.unlink(missing_ok=True)
+        return False
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staged, final)
+    return True

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from .exporting import write_connections_csv
+from .models import Artwork, Collection, Connection
+
+SERVED_FOLDERS = ("images", "thumbs")
+
+
+@login_required
+def collection_detail(request: HttpRequest, collection_id: int) -> HttpResponse:
+    collection = get_object_or_404(Collection, pk=collection_id)
+    artworks = collection.artworks.order_by("external_id")
+    query = request.GET.get("q", "").strip()
+    if query:
+        artworks = artworks.filter(
+            Q(title__icontains=query) | Q(author__icontains=query) | Q(external_id__icontains=query)
+        )
+    page = Paginator(artworks, 60).get_page(request.GET.get("page"))
+    return render(
+        request, "annotations/collection.html", {"collection": collection, "page": page, "q": query}
+    )
+
+
+@login_required
+def artwork_detail(request: HttpRequest, artwork_id: int) -> HttpResponse:
+    artwork = get_object_or_404(Artwork.objects.select_related("collection"), pk=artwork_id)
+    connections = (
+        Connection.objects.filter(Q(artwork_a=artwork) | Q(artwork_b=artwork))
+        .select_related("artwork_a", "artwork_b", "latest__user")
+        .order_by("type")
+    )
+    partners = [
+        (conn, conn.artwork_b if conn.artwork_a_id == artwork.pk else conn.artwork_a) for conn in connections
+    ]
+    return render(request, "annotations/artwork.html", {"artwork": artwork, "partners": partners})
+
+
+@login_required
+@require_GET
+def export_connections_csv(request: HttpRequest) -> HttpResponse:
+    buffer = io.StringIO()
+    write_connections_csv(buffer, history=request.GET.get("history") == "1")
+    stamp = timezone.now().strftime("%Y%m%d-%H%M")
+    response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="connections-{stamp}.csv"'
+    return response
+
+
+@login_required
+@require_GET
+def data_file(request: HttpRequest, relpath: str) -> FileResponse:
+    """Images and thumbnails, for logged-in users only (collections may not be public)."""
+    parts = Path(relpath).parts
+    if not parts or parts[0] not in SERVED_FOLDERS or ".." in parts:
+        raise Http404("no such file")
+    path = settings.DATA_DIR / relpath
+    if not path.is_file():
+        raise Http404("no such file")
+    response = FileResponse(open(path, "rb"))
+    # Content-addressed: a name never changes content.
+    response["Cache-Control"] = "private, max-age=31536000, immutable"
+    return response

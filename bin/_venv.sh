@@ -1,0 +1,30 @@
+# Sourced by bin/start and bin/test: a virtual environment with the pinned dependencies.
+# Re-installs only when pyproject.toml changed since the last install.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PYTHON="${PYTHON:-python3}"
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+  for candidate in python3.11 python3; do
+    if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+      PYTHON="$candidate"; break
+    fi
+  done
+fi
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || {
+  echo "The workbench needs Python 3.11 (torch 2.14.1 wheels); found $("$PYTHON" --version)." >&2; exit 1; }
+EXTRAS="${1:-}"
+STAMP=".venv/.installed${EXTRAS:+-$EXTRAS}"
+if [ ! -x .venv/bin/python ]; then
+  echo "Creating .venv with $("$PYTHON" --version)"
+  "$PYTHON" -m venv .venv
+fi
+if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
+  echo "Installing pinned dependencies into .venv (first time: a few minutes; torch is large)"
+  .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${EXTRAS:+[$EXTRAS]}" 2>&1 \
+    | grep -v '^WARNING: Location' || true
+  .venv/bin/python -c 'import django, celery, torch' # fail here, clearly, if the install did not work
+  touch "$STAMP"
+fi
+export PATH="$ROOT/.venv/bin:$PATH"

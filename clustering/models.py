@@ -1,0 +1,1 @@
+"""Clustering runs and proposals: see the clustering issue. Nothing is stored here yet."""

@@ -1,0 +1,63 @@
+"""Shared command-line plumbing: run a job inline or queue it, and show its progress."""
+
+from __future__ import annotations
+
+from django.core.management.base import CommandError
+
+from .models import Job, JobState
+from .progress import TerminalBar
+from .runner import enqueue, execute, wait_for
+
+
+def add_job_arguments(parser, *, default_background: bool = False) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--background",
+        action="store_true",
+        default=default_background,
+        help="queue the job for a worker and return at once (see the jobs page)",
+    )
+    group.add_argument(
+        "--wait", action="store_true", help="queue the job for a worker and follow its progress"
+    )
+
+
+def run_job_from_command(command, kind: str, params: dict, options: dict, *, inline_ok: bool = True) -> Job:
+    """Inline by default (Ctrl-C cancels); --background/--wait hand it to a Celery worker."""
+    stream = command.stderr._out if hasattr(command.stderr, "_out") else command.stderr
+    bar = TerminalBar(stream)
+    if options.get("background") or options.get("wait") or not inline_ok:
+        job = enqueue(kind, params)
+        command.stdout.write(f"Queued job #{job.pk} ({kind}); follow it on the jobs page.")
+        if not options.get("wait"):
+            return job
+        try:
+            job = wait_for(job, [bar])
+        except KeyboardInterrupt:
+            job.request_cancel()
+            bar.close()
+            raise CommandError(f"Interrupted; asked job #{job.pk} to cancel.") from None
+    else:
+        job = Job.objects.create(kind=kind, params=params)
+        try:
+            execute(job, extra_sinks=[bar])
+        except KeyboardInterrupt:
+            job.request_cancel()
+            job.finish(JobState.CANCELLED, message="Interrupted on the terminal; nothing was changed")
+            bar.close()
+            raise CommandError("Interrupted; nothing was changed.") from None
+        job.refresh_from_db()
+    bar.close()
+    if job.state == JobState.FAILED:
+        raise CommandError(f"Job #{job.pk} failed:\n{job_failure_text(job)}")
+    if job.state == JobState.CANCELLED:
+        raise CommandError(f"Job #{job.pk} was cancelled; nothing was changed.")
+    command.stdout.write(job.message)
+    return job
+
+
+def job_failure_text(job: Job) -> str:
+    """The problems the job listed (an import's), else the error without its traceback."""
+    problems = (job.result or {}).get("problems") or []
+    head = job.error.split("\n\n", 1)[0]
+    return "\n".join([*problems, head]) if problems else head

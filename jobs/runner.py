@@ -1,0 +1,148 @@
+"""Running a job: in a Celery worker (`jobs.tasks.run_job`) or inline from a command.
+
+`JobMonitor` is a thread with its own database connection. The job's code only hands it the
+latest progress; the thread writes it, the heartbeat and the log, and reads the cancel flag.
+Writing from a separate connection matters: services do their writes in one transaction, and
+progress written on that connection would stay invisible until commit (and vanish on rollback).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.db import OperationalError, close_old_connections, connection, transaction
+
+from .models import Job, JobState
+from .progress import JobCancelled, ProgressSink, ProgressTracker
+from .registry import get_handler
+
+logger = logging.getLogger(__name__)
+
+
+class JobMonitor(threading.Thread):
+    def __init__(self, job: Job, flush_interval: float = 0.5) -> None:
+        super().__init__(name=f"job-{job.pk}-monitor", daemon=True)
+        self.job = job
+        self.flush_interval = flush_interval
+        self.heartbeat_interval = settings.JOB_HEARTBEAT_INTERVAL
+        self.cancelled = threading.Event()
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.pending: tuple[float, str, float | None] | None = None
+        self.pending_log: list[str] = []
+
+    # --- called from the job's thread -----------------------------------------------------
+    def __call__(self, fraction: float, message: str, eta_seconds: float | None) -> None:
+        with self.lock:
+            self.pending = (fraction, message, eta_seconds)
+        if self.cancelled.is_set():
+            raise JobCancelled(f"job {self.job.pk} was cancelled")
+
+    def log(self, line: str) -> None:
+        with self.lock:
+            self.pending_log.append(line)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=30)
+
+    # --- the monitor thread ---------------------------------------------------------------
+    def run(self) -> None:
+        last_beat = 0.0
+        try:
+            while True:
+                stopping = self.stopping.wait(self.flush_interval)
+                try:
+                    self.flush()
+                    last_beat += self.flush_interval
+                    if last_beat >= self.heartbeat_interval:
+                        self.job.heartbeat()
+                        last_beat = 0.0
+                except OperationalError as exc:
+                    # SQLite: the job's own write transaction holds the lock; try again later.
+                    logger.debug("job %s monitor could not write yet: %s", self.job.pk, exc)
+                if stopping:
+                    break
+        finally:
+            connection.close()
+
+    def flush(self) -> None:
+        with self.lock:
+            pending, self.pending = self.pending, None
+            lines, self.pending_log = self.pending_log, []
+        if lines:
+            for line in lines:
+                self.job.append_log(line)
+        if pending is not None:
+            if self.job.touch_progress(*pending):
+                self.cancelled.set()
+        elif Job.objects.filter(pk=self.job.pk, cancel_requested=True).exists():
+            self.cancelled.set()
+
+
+def execute(job: Job, extra_sinks: list[ProgressSink] | None = None) -> Job:
+    """Claim and run `job` in this process, recording the outcome on the row."""
+    if not job.claim():
+        return job
+    handler = get_handler(job.kind)
+    monitor = JobMonitor(job)
+    monitor.start()
+    tracker = ProgressTracker([monitor, *(extra_sinks or [])])
+    try:
+        result = handler(job, tracker, monitor.log)
+    except JobCancelled:
+        monitor.stop()
+        job.finish(JobState.CANCELLED, message="Cancelled; nothing was changed")
+    except Exception as exc:  # noqa: BLE001 - any failure must end up on the job row
+        monitor.stop()
+        logger.exception("job %s failed", job.pk)
+        # Exceptions may carry details for the UI (an import's list of problems).
+        job.finish(
+            JobState.FAILED,
+            message=f"Failed: {exc}"[:500],
+            error=f"{exc}\n\n{traceback.format_exc()}",
+            result=getattr(exc, "result", None),
+        )
+    else:
+        monitor.stop()
+        job.finish(JobState.SUCCEEDED, message=str(result.get("summary", "Done")), result=result)
+    return job
+
+
+def enqueue(kind: str, params: dict[str, Any], user=None) -> Job:
+    """Create the job row and send it to the workers once the surrounding transaction commits."""
+    from .tasks import run_job
+
+    get_handler(kind)  # refuse unknown kinds before writing anything
+    job = Job.objects.create(kind=kind, params=params, created_by=user)
+
+    def send() -> None:
+        async_result = run_job.delay(job.pk)
+        Job.objects.filter(pk=job.pk).update(celery_task_id=async_result.id or "")
+
+    transaction.on_commit(send)
+    return job
+
+
+def wait_for(
+    job: Job, sinks: list[ProgressSink], poll: float = 0.5, sleep: Callable[[float], None] | None = None
+) -> Job:
+    """Follow a job run by a worker until it ends, feeding its progress to `sinks`."""
+    import time
+
+    sleep = sleep or time.sleep
+    while True:
+        close_old_connections()
+        job.refresh_from_db()
+        Job.objects.filter(pk=job.pk).reap_dead()
+        job.refresh_from_db()
+        for sink in sinks:
+            sink(job.progress, job.message, job.eta_seconds)
+        if not job.is_active:
+            return job
+        sleep(poll)

@@ -1,0 +1,1 @@
+"""Model versions and training rounds: see the signatures issue. Nothing is stored here yet."""

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+
+from annotations.models import Artwork, Collection, Connection
+from jobs.models import Job
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    Job.objects.reap_dead()
+    collections = Collection.objects.annotate(artwork_count=Count("artworks")).order_by("name")
+    by_type = dict(Connection.objects.values_list("type").annotate(n=Count("id")).order_by())
+    splits = dict(Artwork.objects.values_list("split").annotate(n=Count("id")).order_by())
+    context = {
+        "collections": collections,
+        "artwork_total": sum(c.artwork_count for c in collections),
+        "connections_by_type": sorted(by_type.items()),
+        "connection_total": sum(by_type.values()),
+        "splits": [(name, splits.get(name, 0)) for name in ("train", "val", "test")],
+        "unlinked": splits.get("", 0),
+        "jobs": Job.objects.select_related("created_by")[:8],
+    }
+    return render(request, "home.html", context)
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    """For the container health check: the database answers."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"ok": True})
