@@ -7,6 +7,7 @@ curator fixes a file in one go. Line numbers are the file's physical lines (head
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -63,57 +64,69 @@ class ConnectionRow:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-def iter_csv(path: Path, problems: list[Problem]) -> Iterator[tuple[int, dict[str, str]]] | None:
-    """Rows as dicts, with their line numbers; header problems go to `problems`."""
+def read_text(path: Path, problems: list[Problem]) -> str | None:
+    """The whole file as text; a byte that is not UTF-8 is reported with its line."""
     name = str(path)
     try:
-        handle = open(path, encoding="utf-8-sig", newline="")
+        raw = path.read_bytes()
     except OSError as exc:
         problems.append(Problem(name, None, f"cannot open file: {exc.strerror}"))
         return None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        problems.append(
+            Problem(name, line, f"not valid UTF-8 text (byte {raw[exc.start]:#04x}); save the file as UTF-8")
+        )
+        return None
+
+
+def iter_csv(
+    path: Path, problems: list[Problem]
+) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]] | None:
+    """Header and rows as dicts with their line numbers; problems go to `problems`."""
+    name = str(path)
+    text = read_text(path, problems)
+    if text is None:
+        return None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        problems.append(Problem(name, 1, f"unreadable header: {exc}"))
+        return None
+    if not header:
+        problems.append(Problem(name, 1, "the file is empty (no header line)"))
+        return None
+    header = [column.strip() for column in header]
+    seen: set[str] = set()
+    for column in header:
+        if column in seen:
+            problems.append(Problem(name, 1, f"column {column!r} appears twice in the header"))
+        seen.add(column)
 
     def rows() -> Iterator[tuple[int, dict[str, str]]]:
-        with handle:
-            reader = csv.reader(handle, strict=True)
+        start = reader.line_num + 1
+        while True:
             try:
-                header = next(reader, None)
-            except (csv.Error, UnicodeDecodeError) as exc:
-                problems.append(Problem(name, 1, f"unreadable header: {exc}"))
+                values = next(reader)
+            except StopIteration:
                 return
-            if not header:
-                problems.append(Problem(name, 1, "the file is empty (no header line)"))
+            except csv.Error as exc:
+                problems.append(Problem(name, reader.line_num, f"malformed CSV: {exc}"))
                 return
-            header = [column.strip() for column in header]
-            seen: set[str] = set()
-            for column in header:
-                if column in seen:
-                    problems.append(Problem(name, 1, f"column {column!r} appears twice in the header"))
-                seen.add(column)
-            start = reader.line_num + 1
-            while True:
-                try:
-                    values = next(reader)
-                except StopIteration:
-                    return
-                except UnicodeDecodeError as exc:
-                    problems.append(
-                        Problem(name, start, f"not valid UTF-8 text ({exc.reason}); save the file as UTF-8")
-                    )
-                    return
-                except csv.Error as exc:
-                    problems.append(Problem(name, reader.line_num, f"malformed CSV: {exc}"))
-                    return
-                line, start = start, reader.line_num + 1
-                if not values or all(not v.strip() for v in values):
-                    continue
-                if len(values) != len(header):
-                    problems.append(
-                        Problem(name, line, f"row has {len(values)} fields but the header has {len(header)}")
-                    )
-                    continue
-                yield line, dict(zip(header, values, strict=True))
+            line, start = start, reader.line_num + 1
+            if not values or all(not v.strip() for v in values):
+                continue
+            if len(values) != len(header):
+                problems.append(
+                    Problem(name, line, f"row has {len(values)} fields but the header has {len(header)}")
+                )
+                continue
+            yield line, dict(zip(header, values, strict=True))
 
-    return rows()
+    return header, rows()
 
 
 def check_columns(path: Path, header: list[str], required: tuple[str, ...], problems: list[Problem]) -> bool:
@@ -123,21 +136,16 @@ def check_columns(path: Path, header: list[str], required: tuple[str, ...], prob
     return not missing
 
 
-def read_header(path: Path) -> list[str]:
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            return [column.strip() for column in next(csv.reader(handle), [])]
-    except (OSError, csv.Error, UnicodeDecodeError):
-        return []
-
-
 YEAR = re.compile(r"(?<!\d)(\d{3,4})(?!\d)")
+SHORT_RANGE = re.compile(r"(?<!\d)(\d{4})\s*[-–]\s*(\d{2})(?!\d)")
 CENTURY = re.compile(r"(\d{1,2})(?:st|nd|rd|th)\s+century", re.IGNORECASE)
 
 
 def parse_years(text: str) -> tuple[int | None, int | None]:
     """Begin and end years from a free-text date: '1503', 'ca. 1503–1506', '16th century'."""
     years = [int(y) for y in YEAR.findall(text)]
+    for full, short in SHORT_RANGE.findall(text):  # "1650-60" means 1650 to 1660
+        years.append(int(full[: 4 - len(short)] + short))
     if years:
         return min(years), max(years)
     centuries = [int(c) for c in CENTURY.findall(text)]
@@ -178,12 +186,11 @@ def safe_relative_path(raw: str) -> str | None:
 def read_metadata(path: Path) -> tuple[list[MetadataRow], list[Problem]]:
     problems: list[Problem] = []
     name = str(path)
-    header = read_header(path)
-    rows_iter = iter_csv(path, problems)
-    if rows_iter is None:
+    parsed = iter_csv(path, problems)
+    if parsed is None:
         return [], problems
-    if header and not check_columns(path, header, METADATA_REQUIRED, problems):
-        list(rows_iter)  # still report malformed lines
+    header, rows_iter = parsed
+    if not check_columns(path, header, METADATA_REQUIRED, problems):
         return [], problems
     rows: list[MetadataRow] = []
     first_line_of: dict[str, int] = {}
@@ -237,12 +244,11 @@ def read_metadata(path: Path) -> tuple[list[MetadataRow], list[Problem]]:
 def read_connections(path: Path) -> tuple[list[ConnectionRow], list[Problem]]:
     problems: list[Problem] = []
     name = str(path)
-    header = read_header(path)
-    rows_iter = iter_csv(path, problems)
-    if rows_iter is None:
+    parsed = iter_csv(path, problems)
+    if parsed is None:
         return [], problems
-    if header and not check_columns(path, header, CONNECTIONS_REQUIRED, problems):
-        list(rows_iter)
+    header, rows_iter = parsed
+    if not check_columns(path, header, CONNECTIONS_REQUIRED, problems):
         return [], problems
     rows: list[ConnectionRow] = []
     uid_lines: dict[str, int] = {}

@@ -1,0 +1,209 @@
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.apps import apps
+from django.conf import settings
+from django.db import connection
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def data_dir(settings, tmp_path: Path) -> Path:
+    """A private data directory for the test (images, thumbnails)."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    settings.DATA_DIR = folder
+    return folder
+
+
+def draw_picture(path: Path, seed: int, size: tuple[int, int] = (120, 90)) -> None:
+    """A small distinct picture: coloured bands and a disc whose place depends on the seed."""
+    image = Image.new("RGB", size, ((seed * 53) % 256, (seed * 97) % 256, (seed * 31) % 256))
+    draw = ImageDraw.Draw(image)
+    for band in range(0, size[0], 20):
+        draw.rectangle((band, 0, band + 8, size[1]), fill=((seed * 13 + band) % 256, 40, 200))
+    x, y = (seed * 17) % (size[0] - 30), (seed * 11) % (size[1] - 30)
+    draw.ellipse((x, y, x + 30, y + 30), fill=(250, 250, (seed * 7) % 256))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, "JPEG" if path.suffix == ".jpg" else "PNG")
+
+
+def write_rows(path: Path, header: list[str], rows: list[list[object]]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+@dataclass
+class SourceCollection:
+    """Files for one import: images/, metadata.csv, connections.csv."""
+
+    folder: Path
+
+    @property
+    def images(self) -> Path:
+        return self.folder / "images"
+
+    @property
+    def metadata(self) -> Path:
+        return self.folder / "metadata.csv"
+
+    @property
+    def connections(self) -> Path:
+        return self.folder / "connections.csv"
+
+    METADATA_HEADER = ["id", "path", "title", "author", "date", "style", "genre", "place", "url", "inventory"]
+
+    def metadata_rows(self, count: int) -> list[list[object]]:
+        return [
+            [
+                f"art-{i}",
+                f"img/{i}.jpg",
+                f"Title {i}",
+                f"Painter {i % 3}",
+                f"ca. {1500 + i}–{1510 + i}",
+                "Baroque",
+                "portrait",
+                "Venice",
+                f"https://example.org/art/{i}",
+                f"INV-{i:03d}",
+            ]
+            for i in range(count)
+        ]
+
+    def write(self, count: int = 6, connections: list[list[object]] | None = None) -> SourceCollection:
+        for i in range(count):
+            draw_picture(self.images / "img" / f"{i}.jpg", seed=i)
+        write_rows(self.metadata, self.METADATA_HEADER, self.metadata_rows(count))
+        if connections is None:
+            connections = [
+                ["art-0", "art-1", "POSITIVE"],
+                ["art-1", "art-2", "POSITIVE"],
+                ["art-3", "art-4", "DUPLICATE"],
+                ["art-0", "art-5", "NEGATIVE"],
+            ]
+        write_rows(self.connections, ["img1", "img2", "type"], connections)
+        return self
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> SourceCollection:
+    return SourceCollection(tmp_path / "source").write()
+
+
+def database_state() -> dict[str, list[tuple]]:
+    """Every row of the project's own tables, to compare before and after an operation."""
+    state = {}
+    for label in ("annotations",):
+        for model in apps.get_app_config(label).get_models():
+            state[model._meta.db_table] = sorted(model.objects.values_list(), key=repr)
+    return state
+
+
+def files_under(folder: Path) -> dict[str, bytes]:
+    if not folder.exists():
+        return {}
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# --- a real Celery worker process ---------------------------------------------------------------
+
+
+def session_database_url() -> str:
+    """The URL of the database this test session uses, for a worker process to connect to."""
+    conf = connection.settings_dict
+    if conf["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{conf['NAME']}"
+    user = conf.get("USER") or ""
+    password = f":{conf['PASSWORD']}" if conf.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    port = f":{conf['PORT']}" if conf.get("PORT") else ""
+    return f"postgres://{auth}{conf.get('HOST') or ''}{port}/{conf['NAME']}"
+
+
+class WorkerProcess:
+    def __init__(self, log_path: Path) -> None:
+        env = dict(os.environ)
+        env["DATABASE_URL"] = session_database_url()
+        env["WORKBENCH_DATA_DIR"] = str(settings.DATA_DIR)
+        env["WORKBENCH_JOB_HEARTBEAT_INTERVAL"] = "1"
+        self.log_path = log_path
+        self.log = open(log_path, "w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "workbench",
+                "worker",
+                "--loglevel=INFO",
+                "--concurrency=1",
+                "--without-gossip",
+                "--without-mingle",
+                "-n",
+                f"test-{os.getpid()}@%h",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited at start:\n{log_path.read_text()}")
+            if " ready." in log_path.read_text():
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"worker did not become ready:\n{log_path.read_text()}")
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (main process and pool children), as an OOM killer would."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, tmp_path: Path) -> Iterator[WorkerProcess]:
+    worker = WorkerProcess(tmp_path / "worker.log")
+    yield worker
+    worker.stop()
+
+
+def wait_until(predicate, timeout: float = 60, interval: float = 0.1, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
