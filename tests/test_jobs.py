@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from annotations.importer import import_collection
 from annotations.models import Artwork
 from jobs.models import Job, JobState
-from annotations.importer import import_collection
 from jobs.progress import JobCancelled, ProgressTracker, TerminalBar, format_duration
 from jobs.runner import execute
 
