@@ -12,5 +12,5 @@ class WorkbenchConfig(AppConfig):
 
         # The filesystem broker needs its folders before the first message is sent.
         if settings.CELERY_BROKER_URL.startswith("filesystem://"):
-            for key in ("data_folder_in", "processed_folder"):
+            for key in ("data_folder_in", "processed_folder", "control_folder"):
                 os.makedirs(settings.CELERY_BROKER_TRANSPORT_OPTIONS[key], exist_ok=True)

@@ -1,0 +1,51 @@
+"""The demo collection: deterministic, real paintings, ground truth with a hidden part."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+from django.core.management import call_command
+
+from annotations.demo import DERIVED_COLLECTION, SOURCE_COLLECTION, build_demo
+from annotations.models import Artwork, Connection
+
+from .conftest import files_under
+
+
+def edges(path):
+    return [tuple(row.values()) for row in csv.DictReader(open(path))]
+
+
+def test_demo_is_deterministic_and_hides_part_of_the_truth(tmp_path):
+    first = build_demo(tmp_path / "a", seed=3, limit=30)
+    second = build_demo(tmp_path / "b", seed=3, limit=30)
+    assert files_under(tmp_path / "a") == files_under(tmp_path / "b")
+    other = build_demo(tmp_path / "c", seed=4, limit=30)
+    assert files_under(tmp_path / "c") != files_under(tmp_path / "a")
+
+    assert first.counts == second.counts
+    assert first.counts["source_paintings"] == 30
+    kinds = {d.derivation for d in first.derivatives}
+    assert {"workshop_copy", "bw_photograph", "detail", "mirrored"} & kinds
+    truth = set(first.edges)
+    assert set(first.known) < truth, "only part of the ground truth is known"
+    assert all(t in {"POSITIVE", "DUPLICATE"} for _, _, t in truth)
+    assert other.counts["ground_truth_connections"] > 0
+    # What derives from what must not leak into the imported metadata.
+    header = next(csv.reader(open(tmp_path / "a" / "derivatives.csv")))
+    assert "derived_from" not in header and "derivation" not in header
+
+
+@pytest.mark.django_db(transaction=True)
+def test_build_demo_imports_both_collections(data_dir, capsys):
+    call_command("build_demo", "--limit", "12", "--seed", "5")
+    folder = data_dir / "demo"
+    sources = Artwork.objects.filter(collection__name=SOURCE_COLLECTION)
+    derived = Artwork.objects.filter(collection__name=DERIVED_COLLECTION)
+    assert sources.count() == 12
+    assert derived.count() == len(list(csv.DictReader(open(folder / "derivatives.csv"))))
+    known = [row for row in csv.DictReader(open(folder / "ground_truth.csv")) if row["known"] == "yes"]
+    assert Connection.objects.count() == len(known)
+    assert all(url.startswith("https://www.metmuseum.org/") for url in sources.values_list("url", flat=True))
+    assert "Ground truth" in capsys.readouterr().out
