@@ -62,7 +62,10 @@ def test_embedded_defaults(tmp_path):
 
 
 def test_database_url_selects_postgresql(tmp_path):
-    code = "from django.conf import settings as s; d = s.DATABASES['default']; print(d['ENGINE'], d['HOST'], d['NAME'])"
+    code = (
+        "from django.conf import settings as s; d = s.DATABASES['default'];"
+        "print(d['ENGINE'], d['HOST'], d['NAME'])"
+    )
     result = manage(
         "shell",
         "--no-imports",
