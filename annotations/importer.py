@@ -141,7 +141,7 @@ def stage_images(
     progress: Callable[[int, int], None],
 ) -> list[StagedImage]:
     staged: list[StagedImage] = []
-    workers = max(1, min(8, os.cpu_count() or 1))
+    workers = settings.IMPORT_THREADS or max(1, min(8, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="import-image") as pool:
         futures = {pool.submit(stage_image, row, images_dir, staging, data_dir): row for row in rows}
         for done, future in enumerate(as_completed(futures), start=1):

@@ -177,6 +177,8 @@ THUMBNAIL_SIZES = {
     "grid": env_int("WORKBENCH_THUMB_GRID", 256),
     "viewer": env_int("WORKBENCH_THUMB_VIEWER", 1600),
 }
+# Threads that decode and thumbnail images during an import (0: one per CPU core, at most 8).
+IMPORT_THREADS = env_int("WORKBENCH_IMPORT_THREADS", 0)
 # A running job whose worker has not written a heartbeat for this long is marked failed.
 JOB_HEARTBEAT_TIMEOUT = env_int("WORKBENCH_JOB_HEARTBEAT_TIMEOUT", 60)
 JOB_HEARTBEAT_INTERVAL = env_int("WORKBENCH_JOB_HEARTBEAT_INTERVAL", 5)
