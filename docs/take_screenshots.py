@@ -1,0 +1,52 @@
+"""Screenshots of the main pages for the README, from a running workbench.
+
+bin/start &                      # note the login it prints
+.venv/bin/python docs/take_screenshots.py --url http://127.0.0.1:8000 --user curator --password ...
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+OUT = Path(__file__).resolve().parent / "screenshots"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--user", default="curator")
+    parser.add_argument("--password", required=True)
+    args = parser.parse_args()
+    OUT.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page(base_url=args.url, viewport={"width": 1280, "height": 860})
+        page.goto("/login/")
+        page.fill("input[name=username]", args.user)
+        page.fill("input[name=password]", args.password)
+        page.click("button[type=submit]")
+        page.wait_for_selector("h1")
+        page.screenshot(path=OUT / "dashboard.png")
+        page.click(".card a[href^='/collections/']:nth-of-type(1)")
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=OUT / "collection.png")
+        page.click(".thumbgrid a:nth-of-type(3)")
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=OUT / "artwork.png")
+        page.goto("/jobs/")
+        page.screenshot(path=OUT / "jobs.png")
+        first_job = page.locator("tr[data-job-id] a").first
+        first_job.click()
+        page.screenshot(path=OUT / "job.png")
+        browser.close()
+    print(f"screenshots in {OUT}")
+
+
+if __name__ == "__main__":
+    main()
