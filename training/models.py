@@ -1,1 +1,97 @@
-"""Model versions and training rounds: see the signatures issue. Nothing is stored here yet."""
+"""The model registry: every trained (or pretrained "round 0") signature model is a version.
+
+A version records where its weights started from (never pretending: a randomly initialised model
+says so), its configuration, its parent, the hash of the connection set it was trained on, its
+held-out metrics and its checkpoint file. Exactly one version is active: the one whose signatures
+the workbench uses. A new version becomes active only when its val mAP is not worse than the
+active one's, or when a curator promotes it.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import Q
+
+
+class ModelVersion(models.Model):
+    number = models.PositiveIntegerField(unique=True, help_text="0 = the pretrained backbone, then 1, 2, ...")
+    backbone = models.CharField(max_length=64)
+    weights_kind = models.CharField(max_length=32, help_text="file, torchvision-cache, package or random")
+    weights_description = models.CharField(max_length=500)
+    weights_sha256 = models.CharField(max_length=64, blank=True)
+    config = models.JSONField(default=dict, help_text="input size, pooling, loss, optimiser, epochs, ...")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
+    connection_set_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    metrics = models.JSONField(default=dict, blank=True, help_text='{"val": {...}, "test": {...}}')
+    checkpoint = models.CharField(max_length=500, blank=True, help_text="path under the data directory")
+    signature_dim = models.PositiveIntegerField()
+    is_active = models.BooleanField(default=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"], condition=Q(is_active=True), name="one_active_model"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"v{self.number} ({self.backbone})"
+
+    @property
+    def label(self) -> str:
+        return f"v{self.number}"
+
+    @property
+    def val_map(self) -> float | None:
+        value = (self.metrics.get("val") or {}).get("map")
+        return None if value is None or value != value else float(value)  # NaN → None
+
+    def activate(self) -> None:
+        with transaction.atomic():
+            ModelVersion.objects.filter(is_active=True).exclude(pk=self.pk).update(is_active=False)
+            ModelVersion.objects.filter(pk=self.pk).update(is_active=True)
+        self.is_active = True
+
+    def should_replace(self, active: ModelVersion | None) -> bool:
+        """Gate by held-out evaluation: activate when val mAP is not worse than the active one's."""
+        if active is None:
+            return True
+        mine, theirs = self.val_map, active.val_map
+        if theirs is None:
+            return True
+        return mine is not None and mine >= theirs
+
+
+def active_version() -> ModelVersion | None:
+    return ModelVersion.objects.filter(is_active=True).first()
+
+
+def resolve_version(name: str) -> ModelVersion:
+    """`active`, `latest`, `v3` or `3` → the version; a clear error otherwise."""
+    if name == "active":
+        version = active_version()
+        if version is None:
+            raise ModelVersion.DoesNotExist(
+                "no active model version yet: run extract_signatures or train_round"
+            )
+        return version
+    if name == "latest":
+        version = ModelVersion.objects.order_by("-number").first()
+        if version is None:
+            raise ModelVersion.DoesNotExist("no model version yet")
+        return version
+    digits = name[1:] if name.lower().startswith("v") else name
+    if not digits.isdigit():
+        raise ModelVersion.DoesNotExist(f"{name!r} is not a model version (use active, latest, v3 or 3)")
+    try:
+        return ModelVersion.objects.get(number=int(digits))
+    except ModelVersion.DoesNotExist:
+        known = ", ".join(f"v{n}" for n in ModelVersion.objects.values_list("number", flat=True)) or "none"
+        raise ModelVersion.DoesNotExist(f"no model version {name!r} (known: {known})") from None

@@ -1,0 +1,150 @@
+"""Metric-learning losses for fine-tuning visual signatures on known connections (methods.md, section 1).
+
+Plain PyTorch, no Django: the training worker and the tests import this module directly.
+
+All losses work on triplets (A, B, C) of signature batches of shape (N, D): A–B is a known visual connection
+(a POSITIVE link), C a negative for it. Distances are cosine distances of the row-wise L2-normalised vectors,
+always computed in float32 so that the small margins used here (m = 0.01) are not lost to bf16 rounding under
+autocast.
+
+References:
+    V. Balntas, E. Riba, D. Ponsa, K. Mikolajczyk, "Learning local feature descriptors with triplets and
+    shallow convolutional neural networks", BMVC 2016 (anchor swap).
+    K. Ho, J. Keuper, F.-J. Pfreundt, M. Keuper, "Learning Embeddings for Image Clustering: An Empirical Study
+    of Triplet Loss Approaches", ICPR 2020, published 2021 (intra-sample penalisation of positives).
+    L. Schaerf, "Semi-supervised Clustering of Visual Signatures of Artworks", master thesis, EPFL 2022 (the
+    compound loss and its values m = 0.01, m2 = 0.1, reduction sum).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from functools import partial
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+Reduction = Literal["sum", "mean", "none"]
+LossFunction = Callable[..., torch.Tensor]
+
+_REDUCTIONS = ("sum", "mean", "none")
+
+
+def _check_pair(a: torch.Tensor, b: torch.Tensor) -> None:
+    if a.dim() != 2 or a.shape != b.shape:
+        shapes = f"{tuple(a.shape)} and {tuple(b.shape)}"
+        raise ValueError(f"expected two (N, D) tensors of the same shape, got {shapes}")
+
+
+def _reduce(losses: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "sum":
+        return losses.sum()
+    if reduction == "mean":
+        return losses.mean()
+    if reduction == "none":
+        return losses
+    raise ValueError(f"unknown reduction {reduction!r}; expected one of {', '.join(_REDUCTIONS)}")
+
+
+def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise cosine distance 1 − cos(a_i, b_i) of two (N, D) tensors, returned as an (N,) float32 tensor.
+
+    Each row is L2-normalised on its own (never by the norm of the whole batch, the thesis bug). Inputs are
+    cast to float32 first: under bf16 autocast a distance of order 0.01 would otherwise carry a rounding error
+    comparable to the margin itself. The cast is differentiable, so gradients still reach bf16 inputs.
+    """
+    _check_pair(a, b)
+    a32 = F.normalize(a.float(), dim=1)
+    b32 = F.normalize(b.float(), dim=1)
+    # Elementwise product + sum rather than a matmul: autocast never lowers these to bf16.
+    return 1.0 - (a32 * b32).sum(dim=1)
+
+
+def compound_hinge_loss(
+    anchor: torch.Tensor,
+    positive: torch.Tensor,
+    negative: torch.Tensor,
+    margin: float = 0.01,
+    positive_margin: float = 0.1,
+    reduction: Reduction = "sum",
+) -> torch.Tensor:
+    """Triplet loss with anchor swap and intra-sample penalisation (the thesis loss, methods.md section 1).
+
+    For each triplet (A, B, C) with cosine distance d::
+
+        L = max(0, m + d(A,B) − min(d(A,C), d(B,C)) + max(0, d(A,B) − m2))
+
+    * anchor swap (Balntas et al., BMVC 2016): the negative is compared with whichever of A and B it is closer
+      to, i.e. the harder of the two negative distances;
+    * intra-sample penalisation (Ho et al. 2021): the inner term also pulls the positive pair below m2. It
+      sits INSIDE the outer hinge, as in the thesis, so it only acts on triplets not yet satisfied.
+
+    Args:
+        anchor, positive, negative: (N, D) signature batches (any float dtype, any device).
+        margin: m, the triplet margin (thesis value 0.01).
+        positive_margin: m2, the distance under which positive pairs are left alone (thesis value 0.1).
+        reduction: "sum" (thesis), "mean" or "none" (per-triplet losses, shape (N,)).
+
+    Returns:
+        A float32 scalar, or an (N,) float32 tensor for reduction "none".
+    """
+    d_ab = cosine_distance(anchor, positive)
+    d_ac = cosine_distance(anchor, negative)
+    d_bc = cosine_distance(positive, negative)
+    hardest_negative = torch.minimum(d_ac, d_bc)
+    intra = torch.clamp(d_ab - positive_margin, min=0.0)
+    losses = torch.clamp(margin + d_ab - hardest_negative + intra, min=0.0)
+    return _reduce(losses, reduction)
+
+
+def triplet_loss(
+    anchor: torch.Tensor,
+    positive: torch.Tensor,
+    negative: torch.Tensor,
+    margin: float = 0.01,
+    reduction: Reduction = "sum",
+) -> torch.Tensor:
+    """Plain triplet margin loss max(0, m + d(A,B) − d(A,C)) with cosine distance.
+
+    The baseline the compound loss is compared with (Replica used it with m = 0.01). Same arguments and
+    return value as `compound_hinge_loss`, without the anchor swap and the positive term.
+    """
+    d_ab = cosine_distance(anchor, positive)
+    d_ac = cosine_distance(anchor, negative)
+    losses = torch.clamp(margin + d_ab - d_ac, min=0.0)
+    return _reduce(losses, reduction)
+
+
+LOSSES: dict[str, LossFunction] = {
+    "compound_hinge": compound_hinge_loss,
+    "triplet": triplet_loss,
+}
+
+
+def make_loss(name: str, **params: float | str) -> LossFunction:
+    """The loss called `name` with its hyperparameters bound: ``make_loss("compound_hinge", margin=0.02)``.
+
+    Checked up front rather than at the first training step, so that a bad job configuration fails when it
+    is submitted: unknown loss names, unknown parameters, negative margins and unknown reductions raise
+    ValueError.
+    The result is called as ``loss(anchor, positive, negative)``.
+    """
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; known losses: {', '.join(sorted(LOSSES))}")
+    function = LOSSES[name]
+    # The tensors are passed at call time; only the keyword hyperparameters may be bound here.
+    tensors = ("anchor", "positive", "negative")
+    allowed = [p for p in inspect.signature(function).parameters if p not in tensors]
+    for key, value in params.items():
+        if key not in allowed:
+            raise ValueError(f"loss {name!r} has no parameter {key!r}; its parameters: {', '.join(allowed)}")
+        if key.endswith("margin"):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{key} must be a number, got {value!r}")
+            if value < 0:
+                raise ValueError(f"{key} must not be negative, got {value}")
+        if key == "reduction" and value not in _REDUCTIONS:
+            raise ValueError(f"unknown reduction {value!r}; expected one of {', '.join(_REDUCTIONS)}")
+    return partial(function, **params)
