@@ -21,9 +21,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
   echo "Installing pinned dependencies into .venv (first time: a few minutes; torch is large)"
-  .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${EXTRAS:+[$EXTRAS]}" 2>&1 \
-    | grep -v '^WARNING: Location' || true
+  mkdir -p .venv/log
+  if ! .venv/bin/python -m pip install --disable-pip-version-check -e ".${EXTRAS:+[$EXTRAS]}" \
+      > .venv/log/pip-install.log 2>&1; then
+    grep -v '^WARNING: Location' .venv/log/pip-install.log | tail -40 >&2
+    echo "Installing the dependencies failed; the full log is .venv/log/pip-install.log" >&2
+    exit 1
+  fi
   .venv/bin/python -c 'import django, celery, torch' # fail here, clearly, if the install did not work
   touch "$STAMP"
 fi
