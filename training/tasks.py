@@ -1,0 +1,34 @@
+"""Job handlers of the training app (run by `jobs.runner`, in a Celery worker or inline)."""
+
+from __future__ import annotations
+
+from jobs.registry import job_handler
+
+from .models import ModelVersion, resolve_version
+from .rounds import extract_for_version, train_round
+
+
+@job_handler("train_round")
+def train_round_job(job, progress, log) -> dict:
+    params = dict(job.params)
+    collections = params.pop("collections", None) or None
+    return train_round(collections, user=job.created_by, job=job, progress=progress, log=log, **params)
+
+
+@job_handler("extract_signatures")
+def extract_signatures_job(job, progress, log) -> dict:
+    name = job.params.get("model", "active")
+    try:
+        version = resolve_version(name)
+    except ModelVersion.DoesNotExist:
+        if name != "active":
+            raise
+        version = None  # no model yet: the first extraction creates round 0
+    return extract_for_version(
+        version,
+        job.params.get("collections") or None,
+        user=job.created_by,
+        job=job,
+        progress=progress,
+        log=log,
+    )

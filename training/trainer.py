@@ -1,0 +1,345 @@
+"""Fine-tuning the signature model on known connections (plain module, no Django).
+
+Shaped like torchvision's classification references: `train_one_epoch`, `evaluate` and `fit`
+(the main loop); checkpoints carry their arguments and the loop resumes from the last one.
+The method is the thesis's (methods.md §1): triplets (A, B, C) from known connections and mined
+hard negatives, the compound hinge loss on cosine distances, Adam with weight decay, the thesis
+augmentation, re-mining whenever validation improves.
+
+Bugs of the thesis code we do not repeat: BatchNorm "freezing" that froze nothing (we put
+BatchNorm layers in eval mode for real when `freeze_batchnorm` is set: batches of 4–8 triplets
+give useless batch statistics), a learning-rate schedule that never fired (ours has none, on
+purpose), `type=bool` flags (the config is a dataclass, not argparse strings).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+
+from jobs.progress import ProgressCallback, no_progress
+
+from .backbones import build_model, input_normalisation
+from .extraction import cpu_supports_bf16, extract_signatures, load_rgb, pick_device
+from .losses import make_loss
+from .metrics import RetrievalMetrics, evaluate_retrieval
+from .mining import mine_triplets
+
+
+@dataclass
+class TrainConfig:
+    backbone: str = "tf_efficientnet_lite0"
+    weights: str = "auto"
+    weights_file: str | None = None
+    pooling: str = "avg"
+    input_size: int = 224
+    loss: str = "compound_hinge"
+    margin: float = 0.01
+    positive_margin: float = 0.1
+    lr: float = 1e-5
+    weight_decay: float = 1e-4
+    batch_size: int = 8
+    epochs: int = 5
+    negatives_per_pair: int = 10
+    freeze_batchnorm: bool = True
+    color_jitter: float = 0.3
+    flip_p: float = 0.3
+    rotation_degrees: float = 5.0
+    extraction_batch_size: int = 32
+    num_workers: int = 2
+    device: str = "auto"
+    seed: int = 0
+
+    def key(self) -> str:
+        """Identifies a run's settings, for matching a checkpoint to resume from."""
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class TrainingData:
+    """What the loop needs, as plain arrays: row i of everything is one artwork."""
+
+    paths: list[str]
+    component_of: np.ndarray  # component id per row, -1 when none
+    train_pairs: list[tuple[int, int]]  # known linking connections inside the train split
+    pool: np.ndarray  # rows that may serve as negatives (train split and unlinked artworks)
+    excluded_partners: dict[int, set[int]] = field(default_factory=dict)  # SIMILAR partners
+    historian_negatives: dict[int, list[int]] = field(default_factory=dict)  # NEGATIVE partners
+    val_queries: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    test_queries: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def partners(self) -> dict[int, set[int]]:
+        """Ground truth for evaluation: the other members of each row's component."""
+        members: dict[int, set[int]] = {}
+        for row, component in enumerate(self.component_of.tolist()):
+            if component >= 0:
+                members.setdefault(component, set()).add(row)
+        return {row: members[c] - {row} for row, c in enumerate(self.component_of.tolist()) if c >= 0}
+
+
+def train_transform(config: TrainConfig) -> transforms.Compose:
+    mean, std = input_normalisation(config.backbone)
+    jitter = config.color_jitter
+    return transforms.Compose(
+        [
+            # methods.md: resize to res+100, random resized crop to res, jitter 0.3, flip p=0.3, ±5°.
+            transforms.Resize(config.input_size + 100),
+            transforms.RandomResizedCrop(config.input_size, scale=(0.6, 1.0)),
+            transforms.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter),
+            transforms.RandomHorizontalFlip(p=config.flip_p),
+            transforms.RandomRotation(config.rotation_degrees),
+            transforms.ToTensor(),
+            transforms.Normalize(mean, std),
+        ]
+    )
+
+
+class TripletDataset(Dataset):
+    def __init__(self, paths: Sequence[str], triplets: Sequence[tuple[int, int, int]], transform) -> None:
+        self.paths, self.triplets, self.transform = paths, list(triplets), transform
+
+    def __len__(self) -> int:
+        return len(self.triplets)
+
+    def load(self, row: int) -> torch.Tensor:
+        # The same reading as extraction (EXIF orientation, clear error naming the file).
+        return self.transform(load_rgb(self.paths[row]))
+
+    def __getitem__(self, index: int):
+        a, b, c = self.triplets[index]
+        return self.load(a), self.load(b), self.load(c)
+
+
+def freeze_batchnorm(model: nn.Module) -> None:
+    """Really freeze BatchNorm: eval mode (running statistics fixed) and no gradient."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+            for parameter in module.parameters():
+                parameter.requires_grad_(False)
+
+
+def autocast_for(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast(
+            "cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        )
+    if cpu_supports_bf16():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable,
+    device: torch.device,
+    config: TrainConfig,
+    progress: Callable[[int, int, float], None] = lambda step, steps, loss: None,
+) -> float:
+    model.train()
+    if config.freeze_batchnorm:
+        freeze_batchnorm(model)
+    total, count = 0.0, 0
+    steps = len(loader)
+    for step, (a, b, c) in enumerate(loader, start=1):
+        batch = (
+            torch.cat([a, b, c]).to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        )
+        with autocast_for(device):
+            signatures = model(batch)
+        sa, sb, sc = signatures.float().chunk(3)
+        loss = loss_fn(sa, sb, sc)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += float(loss.detach())
+        count += len(a)
+        progress(step, steps, total / max(count, 1))
+    return total / max(count, 1)
+
+
+def signatures_for(model: nn.Module, paths: Sequence[str], config: TrainConfig, progress=None) -> np.ndarray:
+    return extract_signatures(
+        model,
+        list(paths),
+        batch_size=config.extraction_batch_size,
+        num_workers=config.num_workers,
+        device=config.device,
+        input_size=config.input_size,
+        progress=progress,
+    )
+
+
+def evaluate(vectors: np.ndarray, data: TrainingData, split: str = "val") -> RetrievalMetrics:
+    queries = data.val_queries if split == "val" else data.test_queries
+    return evaluate_retrieval(vectors, queries, data.partners())
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    """Write to a temporary file in the same folder and rename: a killed process never leaves a
+    truncated checkpoint under the final name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class FitResult:
+    model: nn.Module
+    origin: object
+    metrics: dict[str, dict]
+    history: list[dict]
+    resumed_from_epoch: int
+    best_epoch: int
+
+
+def fit(
+    config: TrainConfig,
+    data: TrainingData,
+    checkpoint_dir: Path,
+    progress: ProgressCallback = no_progress,
+    log: Callable[[str], None] = lambda line: None,
+) -> FitResult:
+    """The main loop: mine, train an epoch, evaluate on val, keep the best, checkpoint, repeat.
+
+    Resumes from `checkpoint_dir/last.pt` when it was written by a run with the same config.
+    """
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    device = pick_device(config.device)
+    model, origin = build_model(config.backbone, config.weights, config.weights_file, config.pooling)
+    model = model.to(device).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(
+        [p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
+    )
+    loss_fn = make_loss(
+        config.loss,
+        **(
+            {"margin": config.margin, "positive_margin": config.positive_margin}
+            if config.loss == "compound_hinge"
+            else {"margin": config.margin}
+        ),
+    )
+    last_path, best_path = checkpoint_dir / "last.pt", checkpoint_dir / "best.pt"
+    start_epoch, history, best_map, best_epoch = 1, [], -math.inf, 0
+    if last_path.exists():
+        state = torch.load(last_path, map_location=device, weights_only=False)
+        if state.get("config_key") == config.key():
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            start_epoch, history = state["epoch"] + 1, state["history"]
+            best_map, best_epoch = state["best_map"], state["best_epoch"]
+            torch.set_rng_state(state["torch_rng"])
+            log(f"resumed from the checkpoint of epoch {state['epoch']}")
+        else:
+            log("ignoring a checkpoint written with other settings")
+    resumed_from = start_epoch - 1
+
+    # Progress: each epoch is mining (10%), training (75%), validation (15%) of its share.
+    epochs_left = max(1, config.epochs - resumed_from)
+
+    def report(epoch: int, within: float, message: str) -> None:
+        done = (epoch - 1 - resumed_from + within) / epochs_left
+        progress(min(done, 1.0), f"epoch {epoch}/{config.epochs}: {message}")
+
+    triplets: list[tuple[int, int, int]] = []
+    need_mining = True
+    for epoch in range(start_epoch, config.epochs + 1):
+        if need_mining or not triplets:
+            report(epoch, 0.0, "mining hard negatives")
+            pool_vectors = signatures_for(model, data.paths, config)
+            triplets = mine_triplets(
+                pool_vectors,
+                data.train_pairs,
+                data.pool,
+                data.component_of,
+                data.excluded_partners,
+                data.historian_negatives,
+                per_pair=config.negatives_per_pair,
+            )
+            log(f"epoch {epoch}: mined {len(triplets)} triplets from {len(data.train_pairs)} pairs")
+            need_mining = False
+        if not triplets:
+            raise ValueError("no training triplets: there are no known connections inside the train split")
+        loader = DataLoader(
+            TripletDataset(data.paths, triplets, train_transform(config)),
+            batch_size=config.batch_size,
+            shuffle=True,
+            num_workers=0,
+            drop_last=False,
+            generator=torch.Generator().manual_seed(config.seed + epoch),
+        )
+        started = time.monotonic()
+        mean_loss = train_one_epoch(
+            model,
+            loader,
+            optimizer,
+            loss_fn,
+            device,
+            config,
+            progress=lambda step, steps, loss, epoch=epoch: report(
+                epoch, 0.1 + 0.75 * step / steps, f"step {step}/{steps}, loss {loss:.4f}"
+            ),
+        )
+        report(epoch, 0.85, "evaluating on val")
+        vectors = signatures_for(model, data.paths, config)
+        val = evaluate(vectors, data, "val")
+        improved = val.map > best_map
+        history.append(
+            {"epoch": epoch, "loss": mean_loss, "val_map": val.map, "seconds": time.monotonic() - started}
+        )
+        best_note = " (best so far)" if improved else ""
+        log(f"epoch {epoch}: loss {mean_loss:.5f}, val mAP {val.map:.4f}{best_note}")
+        if improved:
+            best_map, best_epoch = val.map, epoch
+            atomic_torch_save(
+                {"model": model.state_dict(), "epoch": epoch, "config": asdict(config)}, best_path
+            )
+            need_mining = True  # methods.md: re-mine whenever validation improves
+        atomic_torch_save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "epoch": epoch,
+                "history": history,
+                "best_map": best_map,
+                "best_epoch": best_epoch,
+                "config": asdict(config),
+                "config_key": config.key(),
+                "torch_rng": torch.get_rng_state(),
+            },
+            last_path,
+        )
+        report(epoch, 1.0, f"val mAP {val.map:.4f}")
+
+    if best_path.exists():
+        model.load_state_dict(torch.load(best_path, map_location=device, weights_only=False)["model"])
+    vectors = signatures_for(model, data.paths, config)
+    metrics = {
+        "val": evaluate(vectors, data, "val").as_dict(),
+        "test": evaluate(vectors, data, "test").as_dict(),
+    }
+    return FitResult(model, origin, metrics, history, resumed_from, best_epoch)
