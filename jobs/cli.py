@@ -22,6 +22,20 @@ def add_job_arguments(parser, *, default_background: bool = False) -> None:
     )
 
 
+def add_worker_arguments(parser) -> None:
+    """For jobs that belong on a worker: queued by default, --wait follows, --inline runs here."""
+    parser.add_argument("--wait", action="store_true", help="follow the job's progress until it ends")
+    parser.add_argument("--inline", action="store_true", help="run in this process instead of a worker")
+
+
+def run_worker_job(command, kind: str, params: dict, options: dict) -> Job:
+    if options["inline"]:
+        return run_job_from_command(command, kind, params, {})
+    return run_job_from_command(
+        command, kind, params, {"wait": options["wait"], "background": not options["wait"]}, inline_ok=False
+    )
+
+
 def run_job_from_command(command, kind: str, params: dict, options: dict, *, inline_ok: bool = True) -> Job:
     """Inline by default (Ctrl-C cancels); --background/--wait hand it to a Celery worker."""
     stream = command.stderr._out if hasattr(command.stderr, "_out") else command.stderr

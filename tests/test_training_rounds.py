@@ -182,3 +182,22 @@ def test_cancelled_round_registers_nothing(demo_collection):
     runner.join(timeout=120)
     assert Job.objects.get(pk=job.pk).state == JobState.CANCELLED
     assert ModelVersion.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_training_commands_inline(demo_collection, capsys, tmp_path):
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match="no active model version yet"):
+        call_command("export_signatures", "--model", "active", "--out", str(tmp_path / "x.npz"))
+    call_command("extract_signatures", "--inline")
+    assert "Created round 0" in capsys.readouterr().out
+    call_command("train_round", "--inline", "--epochs", "1", "--input-size", "64", "--batch-size", "8")
+    out = capsys.readouterr()
+    assert "v1: val mAP" in out.out and "epoch 1/1" in out.err
+    job = Job.objects.get(kind="train_round")
+    assert job.state == JobState.SUCCEEDED and job.result["version"] == 1
+    with pytest.raises(CommandError, match="no model version 'v7'"):
+        call_command("evaluate_model", "--model", "v7")
+    with pytest.raises(CommandError, match="at least 1"):
+        call_command("train_round", "--inline", "--epochs", "0")

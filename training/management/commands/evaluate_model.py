@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from training import signature_store
+from training.cli import version_with_signatures
 from training.metrics import RetrievalMetrics
-from training.models import ModelVersion, resolve_version
 from training.rounds import build_gallery, evaluate_vectors
 
 
@@ -20,15 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("--save", action="store_true", help="store the metrics on the model version")
 
     def handle(self, *args, **options) -> None:
-        try:
-            version = resolve_version(options["model"])
-        except ModelVersion.DoesNotExist as exc:
-            raise CommandError(str(exc)) from None
-        stored = signature_store.load(settings.DATA_DIR, version.number)
-        if stored is None:
-            raise CommandError(
-                f"{version.label} has no signatures yet: run extract_signatures --model {version.number}"
-            )
+        version, stored = version_with_signatures(options["model"])
         gallery = build_gallery()
         rows = stored.row_of()
         missing = [a.external_id for a in gallery.artworks if a.pk not in rows]

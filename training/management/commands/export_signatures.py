@@ -4,13 +4,11 @@ import io
 from pathlib import Path
 
 import numpy as np
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotations.models import Artwork
 from annotations.storage import atomic_write_bytes
-from training import signature_store
-from training.models import ModelVersion, resolve_version
+from training.cli import version_with_signatures
 
 
 class Command(BaseCommand):
@@ -24,15 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--out", required=True, type=Path)
 
     def handle(self, *args, **options) -> None:
-        try:
-            version = resolve_version(options["model"])
-        except ModelVersion.DoesNotExist as exc:
-            raise CommandError(str(exc)) from None
-        stored = signature_store.load(settings.DATA_DIR, version.number)
-        if stored is None:
-            raise CommandError(
-                f"{version.label} has no signatures yet: run extract_signatures --model {version.number}"
-            )
+        version, stored = version_with_signatures(options["model"])
         artworks = Artwork.objects.filter(pk__in=stored.ids)
         if options["collections"]:
             artworks = artworks.filter(collection__name__in=options["collections"])

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from jobs.cli import run_job_from_command
+from jobs.cli import add_worker_arguments, run_worker_job
 
 
 class Command(BaseCommand):
@@ -14,15 +14,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--model", default="active", help="VERSION (v3 or 3), active or latest")
         parser.add_argument("--collection", action="append", dest="collections")
-        parser.add_argument("--wait", action="store_true", help="follow the job's progress until it ends")
-        parser.add_argument("--inline", action="store_true", help="run in this process instead of a worker")
+        add_worker_arguments(parser)
 
     def handle(self, *args, **options) -> None:
         params = {"model": options["model"], "collections": options["collections"] or []}
-        run_job_from_command(
-            self,
-            "extract_signatures",
-            params,
-            {} if options["inline"] else {"wait": options["wait"], "background": not options["wait"]},
-            inline_ok=options["inline"],
-        )
+        run_worker_job(self, "extract_signatures", params, options)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from jobs.cli import run_job_from_command
+from jobs.cli import add_worker_arguments, run_worker_job
 from training.backbones import BACKBONES
 
 
@@ -31,8 +31,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--force", action="store_true", help="train even if the connections did not change"
         )
-        parser.add_argument("--wait", action="store_true", help="follow the job's progress until it ends")
-        parser.add_argument("--inline", action="store_true", help="run in this process instead of a worker")
+        add_worker_arguments(parser)
 
     def handle(self, *args, **options) -> None:
         if options["epochs"] is not None and options["epochs"] < 1:
@@ -51,10 +50,4 @@ class Command(BaseCommand):
         )
         params = {name: options[name] for name in names if options[name] is not None}
         params["force"] = options["force"]
-        run_job_from_command(
-            self,
-            "train_round",
-            params,
-            {} if options["inline"] else {"wait": options["wait"], "background": not options["wait"]},
-            inline_ok=options["inline"],
-        )
+        run_worker_job(self, "train_round", params, options)
