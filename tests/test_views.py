@@ -114,3 +114,27 @@ def test_collection_and_artwork_pages(client, annotator, source, data_dir):
 
 def test_healthz_needs_no_login(client):
     assert client.get("/healthz").json() == {"ok": True}
+
+
+def test_dashboard_lists_model_versions(client, annotator):
+    from training.models import ModelVersion
+
+    common = {"backbone": "tf_efficientnet_lite0", "signature_dim": 1280}
+    v0 = ModelVersion.objects.create(
+        number=0,
+        weights_kind="random",
+        weights_description="no weights",
+        metrics={"val": {"map": 0.25}},
+        **common,
+    )
+    v1 = ModelVersion.objects.create(
+        number=1,
+        parent=v0,
+        weights_kind="package",
+        weights_description="lite0",
+        metrics={"val": {"map": 0.5}, "test": {"map": 0.375, "recall@10": 0.75}},
+        **common,
+    )
+    v1.activate()
+    page = client.get("/").content.decode()
+    assert "random init" in page and "0.3750" in page and "0.7500" in page and "from v0" in page

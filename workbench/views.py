@@ -8,6 +8,7 @@ from django.shortcuts import render
 
 from annotations.models import Artwork, Collection, Connection
 from jobs.models import Job
+from training.models import ModelVersion
 
 
 @login_required
@@ -24,6 +25,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "splits": [(name, splits.get(name, 0)) for name in ("train", "val", "test")],
         "unlinked": splits.get("", 0),
         "jobs": Job.objects.select_related("created_by")[:8],
+        "model_versions": ModelVersion.objects.select_related("parent")[:6],
     }
     return render(request, "home.html", context)
 
