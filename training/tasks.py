@@ -5,11 +5,15 @@ from __future__ import annotations
 from jobs.registry import job_handler
 
 from .models import ModelVersion, resolve_version
-from .rounds import extract_for_version, train_round
+
+# `rounds` pulls in torch; imported inside the handlers so that the web server and every
+# management command do not pay for torch at start-up (tasks modules load with the apps).
 
 
 @job_handler("train_round")
 def train_round_job(job, progress, log) -> dict:
+    from .rounds import train_round
+
     params = dict(job.params)
     collections = params.pop("collections", None) or None
     return train_round(collections, user=job.created_by, job=job, progress=progress, log=log, **params)
@@ -17,6 +21,8 @@ def train_round_job(job, progress, log) -> dict:
 
 @job_handler("extract_signatures")
 def extract_signatures_job(job, progress, log) -> dict:
+    from .rounds import extract_for_version
+
     name = job.params.get("model", "active")
     try:
         version = resolve_version(name)
