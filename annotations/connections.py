@@ -34,6 +34,7 @@ class Statement:
 @dataclass
 class ApplyReport:
     added: int = 0
+    appended: int = 0  # decisions written, including recorded redundant ones
     redundant: int = 0
     already_recorded: int = 0
     changed_pairs: int = 0
@@ -59,11 +60,15 @@ def apply_statements(
     user=None,
     import_record=None,
     round_number: int | None = None,
+    record_redundant: bool = False,
 ) -> ApplyReport:
     """Append the statements that change something, in order, and update pairs and splits.
 
-    A statement is skipped when its uid is already recorded (re-import of the same row) or when
-    the pair already has that type (nothing new is said). Must run inside a transaction.
+    A statement is skipped when its uid is already recorded (re-import of the same row) or,
+    unless `record_redundant`, when the pair already has that type (nothing new is said).
+    Imports record redundant rows too: were their uids left unrecorded, re-importing the file
+    after a historian changed the pair would append them again and undo the historian's word.
+    Must run inside a transaction.
     """
     report = ApplyReport()
     if not statements:
@@ -93,7 +98,8 @@ def apply_statements(
         state = final_type.get(pair) or (current[pair].type if pair in current else None)
         if state == statement.type:
             report.redundant += 1
-            continue
+            if not record_redundant:
+                continue
         recorded.add(uid)
         final_type[pair] = statement.type
         decisions.append(
@@ -128,7 +134,8 @@ def apply_statements(
             )
     Connection.objects.bulk_create(new_rows, batch_size=500)
     Connection.objects.bulk_update(changed_rows, ["type", "latest", "updated_at"], batch_size=500)
-    report.added = len(decisions)
+    report.appended = len(decisions)
+    report.added = len(decisions) - (report.redundant if record_redundant else 0)
     report.changed_pairs = len(latest)
     report.split_changes = refresh_splits()
     return report

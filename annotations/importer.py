@@ -144,13 +144,18 @@ def stage_images(
     workers = settings.IMPORT_THREADS or max(1, min(8, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="import-image") as pool:
         futures = {pool.submit(stage_image, row, images_dir, staging, data_dir): row for row in rows}
-        for done, future in enumerate(as_completed(futures), start=1):
-            row = futures[future]
-            try:
-                staged.append(future.result())
-            except ImageProblem as exc:
-                problems.append(Problem(metadata_name, row.line, f"{row.path}: {exc}"))
-            progress(done, len(rows))
+        try:
+            for done, future in enumerate(as_completed(futures), start=1):
+                row = futures[future]
+                try:
+                    staged.append(future.result())
+                except ImageProblem as exc:
+                    problems.append(Problem(metadata_name, row.line, f"{row.path}: {exc}"))
+                progress(done, len(rows))
+        except BaseException:
+            # A cancel must not wait for every queued image to be decoded.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     return staged
 
 
@@ -289,19 +294,25 @@ def import_collection(
             if statements:
                 record.save()
             applied = apply_statements(
-                statements, source=DecisionSource.IMPORT, user=user, import_record=record
+                statements,
+                source=DecisionSource.IMPORT,
+                user=user,
+                import_record=record,
+                record_redundant=True,
             )
             report.connections_added = applied.added
             report.connections_redundant = applied.redundant
             report.connections_already_recorded = applied.already_recorded
             report.split_changes = len(applied.split_changes)
             report.moved_out_of_train = sum(1 for c in applied.split_changes if c.old == "train")
-            if report.changed_anything:
+            if report.changed_anything or applied.appended:
                 record.counts = report.as_dict()
                 record.save()
                 report.import_record_id = record.pk
             elif record.pk:
                 record.delete()
+        # Committed: the placed files belong to artworks now and must survive whatever follows.
+        placed = []
         progress(1.0, report.summary)
         log(report.summary)
         return report

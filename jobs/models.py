@@ -42,9 +42,11 @@ class JobQuerySet(models.QuerySet):
         cutoff = now - timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT)
         stale = self.filter(state=JobState.RUNNING).filter(Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at=None))
         stale = stale.filter(Q(started_at__lt=cutoff) | Q(started_at=None))
-        reaped = self.filter(
-            pk__in=[job.pk for job in self.filter(state=JobState.RUNNING) if job.worker_is_gone()]
-        )
+        running = list(self.filter(state=JobState.RUNNING))
+        # A live process on this host is not lost, only slow to write its heartbeat (e.g. an
+        # import's long SQLite write transaction holds the lock the heartbeat needs).
+        stale = stale.exclude(pk__in=[job.pk for job in running if job.worker_is_alive_here()])
+        reaped = self.filter(pk__in=[job.pk for job in running if job.worker_is_gone()])
         reaped = reaped.update(
             state=JobState.FAILED,
             finished_at=now,
@@ -122,6 +124,10 @@ class Job(models.Model):
 
     # --- state transitions; each is a single conditional UPDATE so that the web process and
     # the worker never overwrite each other's decision (e.g. a cancel racing a finish).
+
+    def worker_is_alive_here(self) -> bool:
+        host, _, pid = self.worker.rpartition(":")
+        return host == socket.gethostname() and pid.isdigit() and pid_alive(int(pid))
 
     def worker_is_gone(self) -> bool:
         """True when the job's process ran on this host and no longer exists."""

@@ -75,14 +75,23 @@ class JobMonitor(threading.Thread):
         with self.lock:
             pending, self.pending = self.pending, None
             lines, self.pending_log = self.pending_log, []
-        if lines:
-            for line in lines:
-                self.job.append_log(line)
-        if pending is not None:
-            if self.job.touch_progress(*pending):
+        try:
+            while lines:
+                self.job.append_log(lines[0])
+                lines.pop(0)
+            if pending is not None:
+                if self.job.touch_progress(*pending):
+                    self.cancelled.set()
+                pending = None
+            elif Job.objects.filter(pk=self.job.pk, cancel_requested=True).exists():
                 self.cancelled.set()
-        elif Job.objects.filter(pk=self.job.pk, cancel_requested=True).exists():
-            self.cancelled.set()
+        except OperationalError:
+            # Database busy: keep what was not written for the next flush, older lines first.
+            with self.lock:
+                self.pending_log[:0] = lines
+                if self.pending is None:
+                    self.pending = pending
+            raise
 
 
 def execute(job: Job, extra_sinks: list[ProgressSink] | None = None) -> Job:

@@ -152,3 +152,35 @@ def test_export_keeps_provenance(source, data_dir):
     assert {r["source"] for r in rows} == {"import"}
     assert {r["import_file"] for r in rows} == {"connections.csv"}
     assert all(r["split1"] and r["split2"] for r in rows if r["type"] in ("POSITIVE", "DUPLICATE"))
+
+
+def test_reimport_does_not_undo_a_later_decision(source, data_dir):
+    """A file row that matched the pair's state when imported must not come back after a historian
+    changes the pair (its uid is recorded even though it changed nothing)."""
+    from annotations.connections import Statement, apply_statements
+
+    write_rows(source.connections, ["img1", "img2", "type"], [["art-2", "art-3", "SIMILAR"]])
+    run_import(source, connections=False)
+    art = {a.external_id: a for a in Artwork.objects.all()}
+    apply_statements([Statement(art["art-2"].pk, art["art-3"].pk, "SIMILAR")], source="user")
+    run_import(source)  # says SIMILAR too: recorded, nothing changes
+    apply_statements([Statement(art["art-2"].pk, art["art-3"].pk, "NEGATIVE")], source="user")
+    report = run_import(source)
+    assert report.connections_added == 0
+    assert Connection.objects.get().type == "NEGATIVE"
+
+
+def test_cancel_after_commit_keeps_the_files(source, data_dir):
+    from jobs.progress import JobCancelled
+
+    def cancel_at_the_end(fraction: float, message: str = "") -> None:
+        if fraction >= 1.0:
+            raise JobCancelled("too late: the import has committed")
+
+    with pytest.raises(JobCancelled):
+        import_collection(source.images, source.metadata, None, "Test collection", progress=cancel_at_the_end)
+    artworks = list(Artwork.objects.all())
+    assert len(artworks) == 6
+    for artwork in artworks:
+        assert (data_dir / artwork.image_relpath).is_file()
+        assert (data_dir / artwork.thumbnail_relpath("grid")).is_file()

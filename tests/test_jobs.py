@@ -160,3 +160,21 @@ def test_job_of_a_dead_process_on_this_host_is_reaped_at_once():
     alive.refresh_from_db()
     assert job.state == JobState.FAILED and "gone" in job.error
     assert alive.state == JobState.RUNNING
+
+
+@pytest.mark.django_db
+def test_live_process_on_this_host_is_not_reaped_for_a_late_heartbeat():
+    """An import's long SQLite write can delay heartbeats; a live local worker is not lost."""
+    import socket
+
+    long_ago = timezone.now() - timedelta(minutes=10)
+    job = Job.objects.create(
+        kind="worker_check",
+        state=JobState.RUNNING,
+        worker=f"{socket.gethostname()}:{os.getpid()}",
+        started_at=long_ago,
+        heartbeat_at=long_ago,
+    )
+    assert Job.objects.reap_dead() == 0
+    job.refresh_from_db()
+    assert job.state == JobState.RUNNING

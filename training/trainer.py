@@ -252,7 +252,7 @@ def fit(
             optimizer.load_state_dict(state["optimizer"])
             start_epoch, history = state["epoch"] + 1, state["history"]
             best_map, best_epoch = state["best_map"], state["best_epoch"]
-            torch.set_rng_state(state["torch_rng"])
+            torch.set_rng_state(state["torch_rng"].cpu())  # map_location may have moved it to the GPU
             log(f"resumed from the checkpoint of epoch {state['epoch']}")
         else:
             log("ignoring a checkpoint written with other settings")
@@ -309,7 +309,13 @@ def fit(
         val = evaluate(vectors, data, "val")
         improved = val.map > best_map
         history.append(
-            {"epoch": epoch, "loss": mean_loss, "val_map": val.map, "seconds": time.monotonic() - started}
+            {
+                "epoch": epoch,
+                "loss": mean_loss,
+                # NaN (no val query has a partner) is not valid JSON; the history is stored as JSON.
+                "val_map": None if math.isnan(val.map) else val.map,
+                "seconds": time.monotonic() - started,
+            }
         )
         best_note = " (best so far)" if improved else ""
         log(f"epoch {epoch}: loss {mean_loss:.5f}, val mAP {val.map:.4f}{best_note}")
