@@ -85,7 +85,7 @@ def test_activation_gate_keeps_a_worse_model_inactive():
     assert not worse.should_replace(active)
     assert equal.should_replace(active)
     assert not unknown.should_replace(active)
-    worse.activate()  # a curator's promotion
+    call_command("promote_model", "--model", "v1")  # a curator's promotion
     assert list(ModelVersion.objects.filter(is_active=True)) == [worse]
     assert (
         resolve_version("active") == worse
