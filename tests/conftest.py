@@ -201,6 +201,26 @@ def celery_worker_process(transactional_db, tmp_path: Path) -> Iterator[WorkerPr
     worker.stop()
 
 
+def start_job_thread(job):
+    """Run a job in a thread, as the web process never does but a test must to cancel it midway;
+    the thread closes its own database connection so that PostgreSQL can drop the test database."""
+    import threading
+
+    from django.db import connections
+
+    from jobs.runner import execute
+
+    def run() -> None:
+        try:
+            execute(job)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
 def wait_until(predicate, timeout: float = 60, interval: float = 0.1, message: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import threading
 from datetime import timedelta
 
 import pytest
@@ -16,7 +15,7 @@ from jobs.models import Job, JobState
 from jobs.progress import JobCancelled, ProgressTracker, TerminalBar, format_duration
 from jobs.runner import execute
 
-from .conftest import database_state, files_under, wait_until
+from .conftest import database_state, files_under, start_job_thread, wait_until
 
 
 def test_eta_is_extrapolated_from_elapsed_time():
@@ -60,8 +59,7 @@ def test_inline_job_reports_progress_and_succeeds():
 @pytest.mark.django_db(transaction=True)
 def test_running_job_can_be_cancelled():
     job = Job.objects.create(kind="worker_check", params={"steps": 200, "delay": 0.05})
-    runner = threading.Thread(target=execute, args=(job,))
-    runner.start()
+    runner = start_job_thread(job)
     wait_until(lambda: Job.objects.get(pk=job.pk).progress > 0, message="progress")
     assert Job.objects.get(pk=job.pk).request_cancel()
     runner.join(timeout=30)

@@ -19,7 +19,7 @@ from training import signature_store
 from training.models import ModelVersion, resolve_version
 from training.rounds import build_gallery, extract_for_version, train_round
 
-from .conftest import wait_until
+from .conftest import start_job_thread, wait_until
 
 # Small and fast: EfficientNet-Lite0 (offline ImageNet weights) at 64 px, two negatives per pair.
 TINY = {
@@ -171,12 +171,7 @@ def test_training_resumes_after_the_worker_is_killed(demo_collection, tmp_path):
 def test_cancelled_round_registers_nothing(demo_collection):
     extract_for_version(None)
     job = Job.objects.create(kind="train_round", params={"epochs": 5, **TINY})
-    import threading
-
-    from jobs.runner import execute
-
-    runner = threading.Thread(target=execute, args=(job,))
-    runner.start()
+    runner = start_job_thread(job)
     wait_until(lambda: "step" in Job.objects.get(pk=job.pk).message, timeout=120, message="training steps")
     Job.objects.get(pk=job.pk).request_cancel()
     runner.join(timeout=120)
