@@ -125,16 +125,19 @@ class Job(models.Model):
     # --- state transitions; each is a single conditional UPDATE so that the web process and
     # the worker never overwrite each other's decision (e.g. a cancel racing a finish).
 
-    def worker_is_alive_here(self) -> bool:
+    def local_pid(self) -> int | None:
+        """The pid of the job's process when it runs on this host (`worker` is host:pid)."""
         host, _, pid = self.worker.rpartition(":")
-        return host == socket.gethostname() and pid.isdigit() and pid_alive(int(pid))
+        return int(pid) if host == socket.gethostname() and pid.isdigit() else None
+
+    def worker_is_alive_here(self) -> bool:
+        pid = self.local_pid()
+        return pid is not None and pid_alive(pid)
 
     def worker_is_gone(self) -> bool:
         """True when the job's process ran on this host and no longer exists."""
-        host, _, pid = self.worker.rpartition(":")
-        if host != socket.gethostname() or not pid.isdigit():
-            return False
-        return not pid_alive(int(pid))
+        pid = self.local_pid()
+        return pid is not None and not pid_alive(pid)
 
     def request_cancel(self) -> bool:
         """Cancel a queued job at once; ask a running one to stop at its next progress report."""

@@ -147,7 +147,6 @@ def wait_for(
     sleep = sleep or time.sleep
     while True:
         close_old_connections()
-        job.refresh_from_db()
         Job.objects.filter(pk=job.pk).reap_dead()
         job.refresh_from_db()
         for sink in sinks:

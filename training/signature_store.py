@@ -9,12 +9,12 @@ rows). A database row per vector would make 100k × 2048 floats a slow table for
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from annotations.storage import atomic_write, atomic_write_bytes
 
 
 @dataclass
@@ -44,30 +44,12 @@ def load(data_dir: Path, version_number: int) -> SignatureSet | None:
     return SignatureSet(ids=ids, vectors=np.asarray(vectors[: len(ids)]))
 
 
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save(data_dir: Path, version_number: int, signatures: SignatureSet) -> None:
     folder = folder_for(data_dir, version_number)
 
-    def write_vectors(tmp: str) -> None:
-        with open(tmp, "wb") as handle:
-            np.save(handle, np.ascontiguousarray(signatures.vectors, dtype=np.float32))
-
-    def write_ids(tmp: str) -> None:
-        Path(tmp).write_text(json.dumps(signatures.ids))
-
-    _atomic(folder / "vectors.npy", write_vectors)
-    _atomic(folder / "ids.json", write_ids)
+    vectors = np.ascontiguousarray(signatures.vectors, dtype=np.float32)
+    atomic_write(folder / "vectors.npy", lambda handle: np.save(handle, vectors))
+    atomic_write_bytes(folder / "ids.json", json.dumps(signatures.ids).encode())
 
 
 def merge(existing: SignatureSet | None, new_ids: list[int], new_vectors: np.ndarray) -> SignatureSet:

@@ -17,9 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import random
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -31,6 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
+from annotations.storage import atomic_write
 from jobs.progress import ProgressCallback, no_progress
 
 from .backbones import build_model, input_normalisation
@@ -192,17 +191,8 @@ def evaluate(vectors: np.ndarray, data: TrainingData, split: str = "val") -> Ret
 
 
 def atomic_torch_save(obj, path: Path) -> None:
-    """Write to a temporary file in the same folder and rename: a killed process never leaves a
-    truncated checkpoint under the final name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """A killed process never leaves a truncated checkpoint under the final name."""
+    atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 @dataclass

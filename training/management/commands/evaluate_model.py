@@ -3,8 +3,8 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from training.cli import version_with_signatures
-from training.metrics import RetrievalMetrics
-from training.rounds import build_gallery, evaluate_vectors
+from training.rounds import build_gallery, json_safe
+from training.trainer import evaluate
 
 
 class Command(BaseCommand):
@@ -28,19 +28,10 @@ class Command(BaseCommand):
                 f"(e.g. {missing[0]}): run extract_signatures --model {version.number}"
             )
         vectors = stored.vectors[[rows[a.pk] for a in gallery.artworks]]
-        metrics = evaluate_vectors(vectors, gallery)
+        results = {split: evaluate(vectors, gallery.data, split) for split in ("val", "test")}
         self.stdout.write(f"{version.label} ({version.backbone}, weights: {version.weights_description})")
-        for split in ("val", "test"):
-            values = metrics[split]
-            table = RetrievalMetrics(
-                map=values["map"],
-                recall={int(k.split("@")[1]): v for k, v in values.items() if k.startswith("recall@")},
-                precision_at_1=values["precision_at_1"],
-                median_first_rank=values["median_first_rank"],
-                n_queries=values["n_queries"],
-                n_skipped=values["n_skipped"],
-            ).table()
-            self.stdout.write(f"\n{split}:\n{table}")
+        for split, result in results.items():
+            self.stdout.write(f"\n{split}:\n{result.table()}")
         if options["save"]:
-            version.metrics = metrics
+            version.metrics = {split: json_safe(result.as_dict()) for split, result in results.items()}
             version.save(update_fields=["metrics"])
