@@ -40,27 +40,34 @@ def run_job_from_command(command, kind: str, params: dict, options: dict, *, inl
     """Inline by default (Ctrl-C cancels); --background/--wait hand it to a Celery worker."""
     stream = command.stderr._out if hasattr(command.stderr, "_out") else command.stderr
     bar = TerminalBar(stream)
-    if options.get("background") or options.get("wait") or not inline_ok:
+    queued = bool(options.get("background") or options.get("wait") or not inline_ok)
+    if queued:
         job = enqueue(kind, params)
         command.stdout.write(f"Queued job #{job.pk} ({kind}); follow it on the jobs page.")
         if not options.get("wait"):
             return job
-        try:
-            job = wait_for(job, [bar])
-        except KeyboardInterrupt:
-            job.request_cancel()
-            bar.close()
-            raise CommandError(f"Interrupted; asked job #{job.pk} to cancel.") from None
+        job = _follow(job, bar)
     else:
         job = Job.objects.create(kind=kind, params=params)
         try:
-            execute(job, extra_sinks=[bar])
+            execute(job, extra_sinks=[bar], follow_ups="inline")
         except KeyboardInterrupt:
+            job.refresh_from_db()
+            while (job.result or {}).get("next_job"):  # the step of the chain that was running
+                job = Job.objects.get(pk=job.result["next_job"])
             job.request_cancel()
             job.finish(JobState.CANCELLED, message="Interrupted on the terminal; nothing was changed")
             bar.close()
             raise CommandError("Interrupted; nothing was changed.") from None
         job.refresh_from_db()
+    # A chained job (train → cluster → map) reports each step; the command ends with the last one.
+    while job.state == JobState.SUCCEEDED and (job.result or {}).get("next_job"):
+        bar.close()
+        command.stdout.write(job.message)
+        job = Job.objects.get(pk=job.result["next_job"])
+        command.stdout.write(f"Then job #{job.pk} ({job.kind})")
+        bar = TerminalBar(stream)
+        job = _follow(job, bar) if queued else job
     bar.close()
     if job.state == JobState.FAILED:
         raise CommandError(f"Job #{job.pk} failed:\n{job_failure_text(job)}")
@@ -68,6 +75,15 @@ def run_job_from_command(command, kind: str, params: dict, options: dict, *, inl
         raise CommandError(f"Job #{job.pk} was cancelled; nothing was changed.")
     command.stdout.write(job.message)
     return job
+
+
+def _follow(job: Job, bar: TerminalBar) -> Job:
+    try:
+        return wait_for(job, [bar])
+    except KeyboardInterrupt:
+        job.request_cancel()
+        bar.close()
+        raise CommandError(f"Interrupted; asked job #{job.pk} to cancel.") from None
 
 
 def job_failure_text(job: Job) -> str:

@@ -94,8 +94,15 @@ class JobMonitor(threading.Thread):
             raise
 
 
-def execute(job: Job, extra_sinks: list[ProgressSink] | None = None) -> Job:
-    """Claim and run `job` in this process, recording the outcome on the row."""
+def execute(job: Job, extra_sinks: list[ProgressSink] | None = None, follow_ups: str = "enqueue") -> Job:
+    """Claim and run `job` in this process, recording the outcome on the row.
+
+    A job whose params hold `then` (a list of {"kind", "params"}) starts the first of them when it succeeds,
+    handing it the rest: train → extract → cluster → map is such a chain. `follow_ups` says how:
+    "enqueue" (for a worker), "inline" (right here, as a command does) or "none". A result with `skipped`
+    ends the chain (nothing changed, so there is nothing new to cluster), and so does `stop_chain` (a new
+    model version that did not become active has no proposals to make).
+    """
     if not job.claim():
         return job
     handler = get_handler(job.kind)
@@ -119,8 +126,25 @@ def execute(job: Job, extra_sinks: list[ProgressSink] | None = None) -> Job:
         )
     else:
         monitor.stop()
+        follow_up = start_follow_up(job, result, follow_ups)
+        if follow_up is not None:
+            result = {**result, "next_job": follow_up.pk}
         job.finish(JobState.SUCCEEDED, message=str(result.get("summary", "Done")), result=result)
+        if follow_up is not None and follow_ups == "inline":
+            execute(follow_up, extra_sinks, follow_ups)
     return job
+
+
+def start_follow_up(job: Job, result: dict, how: str) -> Job | None:
+    chain = list(job.params.get("then") or [])
+    if not chain or how == "none" or result.get("skipped") or result.get("stop_chain"):
+        return None
+    step, rest = chain[0], chain[1:]
+    params = {**step.get("params", {}), **({"then": rest} if rest else {})}
+    if how == "inline":
+        get_handler(step["kind"])
+        return Job.objects.create(kind=step["kind"], params=params, created_by=job.created_by)
+    return enqueue(step["kind"], params, user=job.created_by)
 
 
 def enqueue(kind: str, params: dict[str, Any], user=None) -> Job:

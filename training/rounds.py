@@ -251,6 +251,7 @@ def train_round(
         "summary": summary,
         "version": version.number,
         "activated": activated,
+        "stop_chain": not activated,
         "metrics": version.metrics,
         "resumed_from_epoch": result.resumed_from_epoch,
     }
@@ -284,6 +285,7 @@ def extract_for_version(
             "summary": f"All signatures of {version.label} are up to date",
             "version": version.number,
             "new": 0,
+            "skipped": True,
         }
     model = load_version_model(version)
     config = config_for(version)

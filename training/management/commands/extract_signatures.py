@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandParser
 
 from jobs.cli import add_worker_arguments, run_worker_job
+from training.models import round_follow_ups
 
 
 class Command(BaseCommand):
@@ -14,8 +15,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--model", default="active", help="VERSION (v3 or 3), active or latest")
         parser.add_argument("--collection", action="append", dest="collections")
+        parser.add_argument(
+            "--no-cluster",
+            action="store_true",
+            dest="no_cluster",
+            help="do not cluster the signatures and recompute the map afterwards",
+        )
         add_worker_arguments(parser)
 
     def handle(self, *args, **options) -> None:
         params = {"model": options["model"], "collections": options["collections"] or []}
+        if not options["no_cluster"]:
+            params["then"] = round_follow_ups()
         run_worker_job(self, "extract_signatures", params, options)

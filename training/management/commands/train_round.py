@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from jobs.cli import add_worker_arguments, run_worker_job
 from training.backbones import BACKBONES
+from training.models import round_follow_ups
 
 
 class Command(BaseCommand):
@@ -31,6 +32,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--force", action="store_true", help="train even if the connections did not change"
         )
+        parser.add_argument(
+            "--no-cluster",
+            action="store_true",
+            dest="no_cluster",
+            help="do not cluster the signatures and recompute the map afterwards",
+        )
         add_worker_arguments(parser)
 
     def handle(self, *args, **options) -> None:
@@ -50,4 +57,6 @@ class Command(BaseCommand):
         )
         params = {name: options[name] for name in names if options[name] is not None}
         params["force"] = options["force"]
+        if not options["no_cluster"]:
+            params["then"] = round_follow_ups()
         run_worker_job(self, "train_round", params, options)

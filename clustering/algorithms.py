@@ -1,0 +1,254 @@
+"""Clustering of signatures: OPTICS, DBSCAN, HDBSCAN, optional PCA (plain module, no Django).
+
+Every algorithm returns the same `Clustering`: a label per signature (-1 = noise), a per-member strength in
+[0, 1] (how firmly the point belongs to its cluster; 0 for noise) and a confidence per cluster (the mean
+strength
+of its members), which the review queue uses to put the surest proposals first.
+
+Strength, per algorithm:
+- OPTICS: 1 − reachability / max_eps, where a cluster's first point (reached from outside the cluster, or
+  not at all) takes its core distance instead: a member reached at distance 0 is certain, one at the edge of
+  max_eps barely in.
+- DBSCAN: 1 − (distance to the nearest other member of its cluster) / eps.
+- HDBSCAN: the `hdbscan` package's membership probability ("leaf" cluster selection: the many small clusters
+  of a shared pattern, not the few large ones "eom" prefers).
+
+Cosine distances throughout. HDBSCAN works in Euclidean space; on L2-normalised vectors the Euclidean distance
+is sqrt(2 · cosine distance), a monotone function of it, so the hierarchy is the cosine one. PCA (optional,
+fitted on the signatures being clustered) is followed by a new L2 normalisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .neighbours import NeighbourGraph, normalise, radius_graph
+from .optics import check_parameters, optics
+
+ALGORITHMS = ("optics", "dbscan", "hdbscan")
+# methods.md §1: OPTICS on the raw signatures, cosine, max_eps 0.13, min_samples 2, xi 0.05 (scikit-learn
+# defaults otherwise); DBSCAN compared at eps 0.08, min_samples 2.
+DEFAULTS: dict[str, dict] = {
+    "optics": {"max_eps": 0.13, "min_samples": 2, "xi": 0.05, "min_cluster_size": None},
+    "dbscan": {"max_eps": 0.08, "min_samples": 2},
+    "hdbscan": {"min_cluster_size": 2, "min_samples": 2},
+}
+
+Progress = Callable[[float, str], None]
+
+
+def _no_progress(fraction: float, message: str) -> None:
+    pass
+
+
+@dataclass
+class ClusteringParams:
+    algorithm: str = "optics"
+    max_eps: float | None = None
+    min_samples: int | None = None
+    xi: float | None = None
+    min_cluster_size: int | None = None
+    pca: int | None = None  # number of components, None = raw signatures
+
+    def resolved(self) -> ClusteringParams:
+        """Defaults of the algorithm filled in, and every value checked (ValueError names the bad one)."""
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"unknown algorithm {self.algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+        values = {**DEFAULTS[self.algorithm]}
+        for key in ("max_eps", "min_samples", "xi", "min_cluster_size"):
+            given = getattr(self, key)
+            if given is not None:
+                if key not in values:
+                    raise ValueError(f"{self.algorithm} has no parameter {key.replace('_', '-')}")
+                values[key] = given
+        params = ClusteringParams(algorithm=self.algorithm, pca=self.pca, **values)
+        if params.pca is not None and (int(params.pca) != params.pca or params.pca < 2):
+            raise ValueError(f"pca must be a number of components of at least 2, got {params.pca}")
+        if params.algorithm == "optics":
+            check_parameters(params.min_samples, params.max_eps, params.xi, params.min_cluster_size)
+        elif params.algorithm == "dbscan":
+            check_parameters(params.min_samples, params.max_eps, 0.5)
+        else:
+            if int(params.min_cluster_size) != params.min_cluster_size or params.min_cluster_size < 2:
+                raise ValueError(
+                    f"min_cluster_size must be an integer of at least 2, got {params.min_cluster_size}"
+                )
+            if int(params.min_samples) != params.min_samples or params.min_samples < 1:
+                raise ValueError(f"min_samples must be a positive integer, got {params.min_samples}")
+        return params
+
+    def as_dict(self) -> dict:
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+    @property
+    def needs_graph(self) -> bool:
+        return self.algorithm in ("optics", "dbscan")
+
+
+@dataclass
+class Clustering:
+    labels: np.ndarray  # int64, -1 = noise, clusters numbered 0..k-1
+    strength: np.ndarray  # float64 in [0, 1], 0 for noise
+    confidence: dict[int, float] = field(default_factory=dict)
+    reachability: np.ndarray | None = None  # OPTICS only, in point order
+    ordering: np.ndarray | None = None  # OPTICS only
+
+    @property
+    def cluster_count(self) -> int:
+        return int(self.labels.max() + 1) if len(self.labels) and self.labels.max() >= 0 else 0
+
+    @property
+    def noise_share(self) -> float:
+        return float(np.mean(self.labels < 0)) if len(self.labels) else 0.0
+
+    def sizes(self) -> np.ndarray:
+        return np.bincount(self.labels[self.labels >= 0], minlength=self.cluster_count)
+
+
+def reduce_dimensions(vectors: np.ndarray, components: int | None, seed: int = 0) -> np.ndarray:
+    """L2-normalised signatures, after PCA to `components` dimensions when asked."""
+    unit = normalise(vectors)
+    if components is None:
+        return unit
+    from sklearn.decomposition import PCA
+
+    components = min(components, unit.shape[1], unit.shape[0])
+    projected = PCA(n_components=components, random_state=seed).fit_transform(unit)
+    return normalise(projected)
+
+
+def confidences(labels: np.ndarray, strength: np.ndarray) -> dict[int, float]:
+    count = int(labels.max() + 1) if len(labels) and labels.max() >= 0 else 0
+    if count == 0:
+        return {}
+    members = labels >= 0
+    sums = np.bincount(labels[members], weights=strength[members], minlength=count)
+    sizes = np.bincount(labels[members], minlength=count)
+    return {cluster: float(sums[cluster] / sizes[cluster]) for cluster in range(count) if sizes[cluster]}
+
+
+def run_optics(graph: NeighbourGraph, params: ClusteringParams) -> Clustering:
+    result = optics(
+        graph,
+        min_samples=params.min_samples,
+        max_eps=params.max_eps,
+        xi=params.xi,
+        min_cluster_size=params.min_cluster_size,
+    )
+    labels = result.labels
+    distance = result.reachability.copy()
+    # A cluster's entry point was reached from outside the cluster (or not at all): its reachability says
+    # how far the cluster is from the rest, not how firmly the point belongs; its core distance does.
+    position = np.empty_like(result.ordering)
+    position[result.ordering] = np.arange(len(result.ordering))
+    members = np.flatnonzero(labels >= 0)
+    predecessor = result.predecessor[members]
+    safe = np.maximum(predecessor, 0)
+    entry = (predecessor < 0) | (labels[safe] != labels[members]) | (position[safe] > position[members])
+    distance[members[entry]] = result.core_distances[members[entry]]
+    strength = np.where(labels >= 0, np.clip(1.0 - distance / params.max_eps, 0.0, 1.0), 0.0)
+    strength = np.nan_to_num(strength, nan=0.0, posinf=0.0, neginf=0.0)
+    return Clustering(labels, strength, confidences(labels, strength), result.reachability, result.ordering)
+
+
+def run_dbscan(graph: NeighbourGraph, params: ClusteringParams) -> Clustering:
+    from sklearn.cluster import DBSCAN
+
+    local = graph.within(params.max_eps)
+    labels = DBSCAN(eps=params.max_eps, min_samples=params.min_samples, metric="precomputed").fit_predict(
+        local.to_csr()
+    )
+    labels = np.asarray(labels, dtype=np.int64)
+    nearest = np.full(local.size, np.inf)
+    rows = np.repeat(np.arange(local.size), np.diff(local.indptr))
+    fellow = (labels[rows] >= 0) & (labels[rows] == labels[local.indices]) & (rows != local.indices)
+    np.minimum.at(nearest, rows[fellow], local.distances[fellow])
+    strength = np.where(labels >= 0, np.clip(1.0 - nearest / params.max_eps, 0.0, 1.0), 0.0)
+    return Clustering(labels, strength, confidences(labels, strength))
+
+
+def run_hdbscan(unit: np.ndarray, params: ClusteringParams) -> Clustering:
+    import hdbscan
+
+    if len(unit) < 2:
+        labels = np.full(len(unit), -1, dtype=np.int64)
+        return Clustering(labels, np.zeros(len(unit)))
+    model = hdbscan.HDBSCAN(
+        min_cluster_size=params.min_cluster_size,
+        min_samples=min(params.min_samples, len(unit) - 1),
+        metric="euclidean",
+        core_dist_n_jobs=1,
+        cluster_selection_method="leaf",
+    )
+    labels = np.asarray(model.fit_predict(unit), dtype=np.int64)
+    strength = np.where(labels >= 0, np.asarray(model.probabilities_, dtype=np.float64), 0.0)
+    return Clustering(labels, strength, confidences(labels, strength))
+
+
+def cluster(
+    vectors: np.ndarray,
+    params: ClusteringParams,
+    *,
+    graph: NeighbourGraph | None = None,
+    progress: Progress = _no_progress,
+) -> tuple[Clustering, NeighbourGraph | None]:
+    """Cluster `vectors` (rows = signatures) and return the clustering and the neighbour graph it used.
+
+    Pass the cached `graph` of the same vectors (and PCA setting) to skip the neighbour search; it is
+    rebuilt when missing or when its radius is smaller than max_eps.
+    """
+    params = params.resolved()
+    if params.needs_graph:
+        if graph is None or graph.radius < params.max_eps or graph.size != len(vectors):
+            unit = reduce_dimensions(vectors, params.pca)
+            graph = radius_graph(unit, params.max_eps, unit=unit, progress=lambda f, m: progress(0.8 * f, m))
+        progress(0.85, f"{params.algorithm}: ordering {graph.size:,} points")
+        result = run_optics(graph, params) if params.algorithm == "optics" else run_dbscan(graph, params)
+    else:
+        progress(0.1, "hdbscan: building the hierarchy")
+        result = run_hdbscan(reduce_dimensions(vectors, params.pca), params)
+    progress(1.0, f"{result.cluster_count} clusters, {result.noise_share:.0%} noise")
+    return result, graph
+
+
+def size_histogram(sizes: np.ndarray) -> dict[str, int]:
+    """Cluster sizes in bins a reviewer can read: 2, 3, 4, 5, 6-10, 11-20, 21-50, >50."""
+    bins = [(2, 2), (3, 3), (4, 4), (5, 5), (6, 10), (11, 20), (21, 50)]
+    histogram = {}
+    for low, high in bins:
+        histogram[str(low) if low == high else f"{low}-{high}"] = int(
+            np.sum((sizes >= low) & (sizes <= high))
+        )
+    histogram[">50"] = int(np.sum(sizes > 50))
+    return histogram
+
+
+@dataclass
+class Preview:
+    cluster_count: int
+    noise_share: float
+    size_histogram: dict[str, int]
+    largest: int
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def preview(vectors: np.ndarray, params: ClusteringParams, graph: NeighbourGraph | None = None) -> Preview:
+    """How many clusters and how much noise `params` would give, without storing anything."""
+    import time
+
+    started = time.perf_counter()
+    result, _ = cluster(vectors, params, graph=graph)
+    sizes = result.sizes()
+    return Preview(
+        cluster_count=result.cluster_count,
+        noise_share=result.noise_share,
+        size_histogram=size_histogram(sizes),
+        largest=int(sizes.max()) if len(sizes) else 0,
+        seconds=time.perf_counter() - started,
+    )

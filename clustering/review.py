@@ -1,0 +1,103 @@
+"""Review decisions on a proposal, as connection decisions (the thesis tool's actions, with history).
+
+Every decision is appended through `annotations.connections.apply_statements` with source "review", the
+user, the model version's number as the round, and a context naming the proposal, the clustering run and the
+model version, so the morphograph's history says where each link came from.
+
+Actions (`checked` = the members the reviewer ticked; all members when not given):
+- confirm: POSITIVE between checked members;
+- confirm_exclusive: confirm, and NEGATIVE between each checked and each unchecked member;
+- similar: SIMILAR between checked members;
+- reject ("wrong cluster"): NEGATIVE between all members;
+- skip: no connection, the proposal leaves the queue.
+Only pairs nobody decided yet are written, and a pair a historian rejected (NEGATIVE) is never turned into a
+link by a proposal: changing one's mind about a rejected pair is done on the artwork page, deliberately.
+Pairs already joined through known links are not stated again.
+
+Two reviewers on one proposal: the proposal row is locked while deciding, and a proposal that is no longer
+open raises `AlreadyDecided` with who decided it and how, so the second reviewer sees what changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import combinations, product
+
+from django.db import transaction
+from django.utils import timezone
+
+from annotations.connections import ApplyReport, Statement, apply_statements
+from annotations.models import DecisionSource
+
+from .models import Proposal, ProposalStatus
+from .runs import knowledge
+
+ACTIONS = ("confirm", "confirm_exclusive", "similar", "reject", "skip")
+
+
+class AlreadyDecided(Exception):
+    def __init__(self, proposal: Proposal) -> None:
+        who = proposal.decided_by.get_username() if proposal.decided_by else "someone"
+        super().__init__(f"{who} already decided this proposal: {proposal.get_status_display().lower()}")
+        self.proposal = proposal
+
+
+def decide(
+    proposal_id: int, action: str, user, checked: Sequence[int] | None = None
+) -> tuple[Proposal, ApplyReport]:
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
+    with transaction.atomic():
+        proposal = (
+            Proposal.objects.select_for_update().select_related("run__model_version").get(pk=proposal_id)
+        )
+        if proposal.status != ProposalStatus.OPEN:
+            raise AlreadyDecided(proposal)
+        members = list(proposal.members.values_list("artwork_id", flat=True))
+        chosen = list(members) if checked is None else [m for m in members if m in set(checked)]
+        unknown = set(checked or []) - set(members)
+        if unknown:
+            raise ValueError(f"not members of this proposal: {sorted(unknown)}")
+        if action in ("confirm", "confirm_exclusive", "similar") and len(chosen) < 2:
+            raise ValueError("tick at least two members to link them")
+        known = knowledge()
+        context = {
+            "proposal": proposal.pk,
+            "run": proposal.run_id,
+            "model_version": proposal.run.model_version.number,
+            "action": action,
+        }
+
+        def statements(pairs, type_code: str) -> list[Statement]:
+            out = []
+            for a, b in pairs:
+                pair = (a, b) if a < b else (b, a)
+                if pair in known.rejected or known.pair_known(a, b):
+                    continue
+                out.append(Statement(a, b, type_code, context=context))
+            return out
+
+        todo: list[Statement] = []
+        if action in ("confirm", "confirm_exclusive"):
+            todo += statements(combinations(chosen, 2), "POSITIVE")
+        if action == "confirm_exclusive":
+            rest = [m for m in members if m not in chosen]
+            todo += statements(product(chosen, rest), "NEGATIVE")
+        if action == "similar":
+            todo += statements(combinations(chosen, 2), "SIMILAR")
+        if action == "reject":
+            todo += statements(combinations(members, 2), "NEGATIVE")
+        report = apply_statements(
+            todo, source=DecisionSource.REVIEW, user=user, round_number=proposal.run.model_version.number
+        )
+        proposal.status = {
+            "confirm": ProposalStatus.CONFIRMED if len(chosen) == len(members) else ProposalStatus.PARTIAL,
+            "confirm_exclusive": ProposalStatus.PARTIAL,
+            "similar": ProposalStatus.SIMILAR,
+            "reject": ProposalStatus.REJECTED,
+            "skip": ProposalStatus.SKIPPED,
+        }[action]
+        proposal.decided_by = user
+        proposal.decided_at = timezone.now()
+        proposal.save(update_fields=["status", "decided_by", "decided_at"])
+    return proposal, report
