@@ -97,3 +97,6 @@ class ProposalMember(models.Model):
     class Meta:
         ordering = ["proposal", "position"]
         constraints = [models.UniqueConstraint(fields=["proposal", "artwork"], name="member_once")]
+
+    def __str__(self) -> str:
+        return f"artwork {self.artwork_id} in proposal {self.proposal_id} ({self.strength:.2f})"

@@ -6,9 +6,9 @@ core distances, pairwise distances for reachability); there, with many exact tie
 ordering, core distances, reachabilities, predecessors and labels must be identical.
 
 On continuous data scikit-learn computes the same distance twice through different BLAS calls; with
-min_samples ≥ 3 the k-th neighbour's distance ties with the core distance in exact arithmetic and the last bit
-of scikit-learn's two computations decides which of the tied points comes first. There the labels must still be
-identical (and the core distances equal to 1e-15); with min_samples = 2 (the thesis value) everything is.
+min_samples ≥ 3 the k-th neighbour's distance ties with the core distance in exact arithmetic and the last
+bit of scikit-learn's two computations decides which of the tied points comes first. There the labels must
+still be identical (and the core distances equal to 1e-15); with min_samples = 2 (the thesis value) all is.
 """
 
 from __future__ import annotations
