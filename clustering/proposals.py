@@ -9,8 +9,8 @@ Each cluster is compared with what historians already know:
   metrics as `already_known`).
 
 Kinds, checked in this order:
-- `contains_rejected`: at least one member pair was rejected by a historian (shown first in that filter,
-  because the reviewer must see what was said before);
+- `contains_rejected`: accepting it whole would link a pair a historian rejected: a member pair, or a pair
+  across the known components it would join (the reviewer must untick members before confirming);
 - `merges`: members from two or more known components (accepting it would join them);
 - `extends`: members from one known component plus artworks outside it;
 - `new_group`: no member belongs to a known component.
@@ -46,10 +46,36 @@ class Knowledge:
     component_of: Mapping[int, int]
     decided: set[tuple[int, int]]
     rejected: set[tuple[int, int]]
+    _rejected_by_unit: dict | None = field(default=None, repr=False)
 
     def pair_known(self, a: int, b: int) -> bool:
         ca, cb = self.component_of.get(a), self.component_of.get(b)
         return (ca is not None and ca == cb) or canonical(a, b) in self.decided
+
+    def unit(self, artwork: int) -> tuple[str, int]:
+        """What linking `artwork` would link: its whole known component, or the artwork alone."""
+        component = self.component_of.get(artwork)
+        return ("component", component) if component is not None else ("artwork", artwork)
+
+    def rejected_within(self, members: Iterable[int]) -> list[tuple[int, int]]:
+        """Rejected pairs that linking all `members` would put into one component.
+
+        Not only pairs among the members: linking two members also joins their known components, so a
+        NEGATIVE pair between any artworks of those components would end up linked through them.
+        """
+        if self._rejected_by_unit is None:
+            self._rejected_by_unit = {}
+            for pair in self.rejected:
+                for end in pair:
+                    self._rejected_by_unit.setdefault(self.unit(end), []).append(pair)
+        units = {self.unit(m) for m in members}
+        found = {
+            pair
+            for unit in units
+            for pair in self._rejected_by_unit.get(unit, ())
+            if self.unit(pair[0]) in units and self.unit(pair[1]) in units
+        }
+        return sorted(found)
 
 
 @dataclass
@@ -76,13 +102,10 @@ def draft(
     members = [int(members[i]) for i in order]
     strength = [float(strength[i]) for i in order]
     new_pairs = 0
-    rejected = []
     for a, b in combinations(members, 2):
-        pair = canonical(a, b)
-        if pair in knowledge.rejected:
-            rejected.append(pair)
-        elif not knowledge.pair_known(a, b):
+        if canonical(a, b) not in knowledge.rejected and not knowledge.pair_known(a, b):
             new_pairs += 1
+    rejected = knowledge.rejected_within(members)
     if new_pairs == 0:
         return None
     components = sorted({knowledge.component_of[m] for m in members if m in knowledge.component_of})

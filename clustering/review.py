@@ -11,7 +11,9 @@ Actions (`checked` = the members the reviewer ticked; all members when not given
 - reject ("wrong cluster"): NEGATIVE between all members;
 - skip: no connection, the proposal leaves the queue.
 Only pairs nobody decided yet are written, and a pair a historian rejected (NEGATIVE) is never turned into a
-link by a proposal: changing one's mind about a rejected pair is done on the artwork page, deliberately.
+link by a proposal, not even indirectly: a confirm that would join the two sides of a rejected pair (through
+the members' known components) is refused with `RejectedPairInside`. Changing one's mind about a rejected
+pair is done on the artwork page, deliberately.
 Pairs already joined through known links are not stated again.
 
 Two reviewers on one proposal: the proposal row is locked while deciding, and a proposal that is no longer
@@ -23,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import combinations, product
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from annotations.connections import ApplyReport, Statement, apply_statements
@@ -33,6 +35,23 @@ from .models import Proposal, ProposalStatus
 from .runs import knowledge
 
 ACTIONS = ("confirm", "confirm_exclusive", "similar", "reject", "skip")
+REVIEW_LOCK = 0x5EB1E3  # any fixed number, the same for every decision
+
+
+class RejectedPairInside(ValueError):
+    pass
+
+
+def lock_connections() -> None:
+    """Serialise review decisions: each reads the connections, then writes new ones.
+
+    Two reviewers deciding different proposals that share an undecided pair would otherwise both insert it
+    (PostgreSQL's READ COMMITTED lets both read "undecided"). SQLite's IMMEDIATE transactions already
+    serialise writers; on PostgreSQL a transaction-scoped advisory lock does.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [REVIEW_LOCK])
 
 
 class AlreadyDecided(Exception):
@@ -60,7 +79,16 @@ def decide(
             raise ValueError(f"not members of this proposal: {sorted(unknown)}")
         if action in ("confirm", "confirm_exclusive", "similar") and len(chosen) < 2:
             raise ValueError("tick at least two members to link them")
+        lock_connections()
         known = knowledge()
+        if action in ("confirm", "confirm_exclusive"):
+            crossing = known.rejected_within(chosen)
+            if crossing:
+                listed = ", ".join(f"{a}–{b}" for a, b in crossing[:5])
+                raise RejectedPairInside(
+                    f"confirming these members would link pairs a historian rejected ({listed}): "
+                    "untick one side of each pair"
+                )
         context = {
             "proposal": proposal.pk,
             "run": proposal.run_id,

@@ -295,7 +295,11 @@ def preview_clustering(
     rows = signatures_of(version, collections)
     graph = cached_graph(version, rows, params)
     if params.needs_graph and graph is None:
-        _, graph = cluster(rows.vectors, params)
+        from .algorithms import reduce_dimensions
+        from .neighbours import radius_graph
+
+        unit = reduce_dimensions(rows.vectors, params.pca)
+        graph = radius_graph(unit, params.max_eps, unit=unit)
         graph.save(graph_path(version, rows, params.pca))
     return preview(rows.vectors, params, graph=graph)
 
@@ -369,7 +373,12 @@ def compute_layout_for(
     progress: ProgressCallback = no_progress,
     log: Callable[[str], None] = lambda line: None,
 ) -> Layout:
-    rows = signatures_of(version)
+    # Every artwork that has a signature under this version (an extraction limited to some collections
+    # leaves the others without one; the map shows what there is).
+    stored = signature_store.load(settings.DATA_DIR, version.number)
+    if stored is None:
+        raise MissingSignatures(f"{version.label} has no signatures yet: run extract_signatures first")
+    rows = SignatureRows(list(stored.ids), np.asarray(stored.vectors))
     previous = None
     for earlier in ModelVersion.objects.filter(number__lt=version.number).order_by("-number"):
         previous = load_layout(earlier)

@@ -37,7 +37,7 @@ def cluster_job(job, progress, log) -> dict:
     )
     from .runs import summary
 
-    return {"summary": summary(run), "run": run.pk, "metrics": run.metrics}
+    return {"summary": summary(run), "run": run.pk, "version": version.number, "metrics": run.metrics}
 
 
 @job_handler("compute_layout")

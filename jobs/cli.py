@@ -58,7 +58,9 @@ def run_job_from_command(command, kind: str, params: dict, options: dict, *, inl
             job.request_cancel()
             job.finish(JobState.CANCELLED, message="Interrupted on the terminal; nothing was changed")
             bar.close()
-            raise CommandError("Interrupted; nothing was changed.") from None
+            raise CommandError(
+                f"Interrupted; job #{job.pk} ({job.kind}) was cancelled and changed nothing."
+            ) from None
         job.refresh_from_db()
     # A chained job (train → cluster → map) reports each step; the command ends with the last one.
     while job.state == JobState.SUCCEEDED and (job.result or {}).get("next_job"):

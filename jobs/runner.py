@@ -16,6 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import OperationalError, close_old_connections, connection, transaction
+from django.utils import timezone
 
 from .models import Job, JobState
 from .progress import JobCancelled, ProgressSink, ProgressTracker
@@ -126,39 +127,66 @@ def execute(job: Job, extra_sinks: list[ProgressSink] | None = None, follow_ups:
         )
     else:
         monitor.stop()
-        follow_up = start_follow_up(job, result, follow_ups)
+        follow_up = None
+        try:
+            follow_up = create_follow_up(job, result, follow_ups)
+        except Exception as exc:  # noqa: BLE001 - the job itself succeeded; say why the chain stopped
+            logger.exception("job %s: the next step could not be created", job.pk)
+            result = {**result, "follow_up_error": str(exc)}
         if follow_up is not None:
             result = {**result, "next_job": follow_up.pk}
         job.finish(JobState.SUCCEEDED, message=str(result.get("summary", "Done")), result=result)
-        if follow_up is not None and follow_ups == "inline":
-            execute(follow_up, extra_sinks, follow_ups)
+        if follow_up is not None:
+            # The next step starts once this one is recorded as finished; not after a cancel or a reap.
+            if job.state != JobState.SUCCEEDED or job.cancel_requested:
+                Job.objects.filter(pk=follow_up.pk, state=JobState.QUEUED).update(
+                    state=JobState.CANCELLED,
+                    finished_at=timezone.now(),
+                    message="The step before it did not finish",
+                )
+            elif follow_ups == "inline":
+                execute(follow_up, extra_sinks, follow_ups)
+            else:
+                send_to_worker(follow_up)
     return job
 
 
-def start_follow_up(job: Job, result: dict, how: str) -> Job | None:
+def create_follow_up(job: Job, result: dict, how: str) -> Job | None:
+    """The row of the chain's next step (not yet sent), or None when the chain ends here.
+
+    The step works on what this job produced: the model version it made or used (so a chain started on v5
+    does not cluster whatever is active when it runs) and the same collections.
+    """
     chain = list(job.params.get("then") or [])
     if not chain or how == "none" or result.get("skipped") or result.get("stop_chain"):
         return None
     step, rest = chain[0], chain[1:]
-    params = {**step.get("params", {}), **({"then": rest} if rest else {})}
-    if how == "inline":
-        get_handler(step["kind"])
-        return Job.objects.create(kind=step["kind"], params=params, created_by=job.created_by)
-    return enqueue(step["kind"], params, user=job.created_by)
+    get_handler(step["kind"])
+    params = dict(step.get("params", {}))
+    if "version" in result and params.get("model", "active") == "active":
+        params["model"] = str(result["version"])
+    if job.params.get("collections") and "collections" not in params:
+        params["collections"] = job.params["collections"]
+    if rest:
+        params["then"] = rest
+    return Job.objects.create(kind=step["kind"], params=params, created_by=job.created_by)
 
 
-def enqueue(kind: str, params: dict[str, Any], user=None) -> Job:
-    """Create the job row and send it to the workers once the surrounding transaction commits."""
+def send_to_worker(job: Job) -> None:
     from .tasks import run_job
-
-    get_handler(kind)  # refuse unknown kinds before writing anything
-    job = Job.objects.create(kind=kind, params=params, created_by=user)
 
     def send() -> None:
         async_result = run_job.delay(job.pk)
         Job.objects.filter(pk=job.pk).update(celery_task_id=async_result.id or "")
 
     transaction.on_commit(send)
+
+
+def enqueue(kind: str, params: dict[str, Any], user=None) -> Job:
+    """Create the job row and send it to the workers once the surrounding transaction commits."""
+    get_handler(kind)  # refuse unknown kinds before writing anything
+    job = Job.objects.create(kind=kind, params=params, created_by=user)
+    send_to_worker(job)
     return job
 
 

@@ -55,3 +55,12 @@ def test_review_order_by_value_with_diversity():
     assert [p.label for p in ordered] == [3, 0, 2, 1]
     assert [p.rank for p in ordered] == [1, 2, 3, 4]
     assert ordered[-1].discounted_value == 0.85 * 0.5
+
+
+def test_a_rejected_pair_across_the_components_a_cluster_would_join_is_flagged():
+    knowledge = Knowledge(
+        component_of={1: 0, 2: 0, 4: 1, 5: 1}, decided={(1, 2), (4, 5), (2, 5)}, rejected={(2, 5)}
+    )
+    # Neither 2 nor 5 is a member, but linking 1 and 4 joins their components and so links 2 with 5.
+    proposal = draft(0, [1, 4], [0.9, 0.9], 0.9, knowledge)
+    assert proposal.kind == CONTAINS_REJECTED and proposal.rejected_pairs == [(2, 5)]

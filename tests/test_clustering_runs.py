@@ -21,8 +21,8 @@ from annotations.models import Artwork, Connection
 from clustering.algorithms import ClusteringParams
 from clustering.layouts import compute_layout
 from clustering.models import ClusteringRun, Proposal, ProposalMember, ProposalStatus
-from clustering.review import AlreadyDecided, decide
-from clustering.runs import MissingSignatures, compute_layout_for, load_layout, run_clustering
+from clustering.review import AlreadyDecided, RejectedPairInside, decide
+from clustering.runs import MissingSignatures, compute_layout_for, knowledge, load_layout, run_clustering
 from jobs.models import Job, JobState
 from jobs.runner import execute
 from training import signature_store
@@ -125,11 +125,15 @@ def test_rejected_pairs_never_come_back_in_later_runs(collection):
     third = run_clustering(add_version(2, third_vectors), ClusteringParams())
     flagged = proposal_with([4, 5, 6, 7], third)
     assert flagged.kind == "contains_rejected" and len(flagged.rejected_pairs) == 3
-    decide(flagged.pk, "confirm", reviewer)
+    with pytest.raises(RejectedPairInside, match="rejected"):
+        decide(flagged.pk, "confirm", reviewer)  # 4 would link 5, 6 and 7 to each other through itself
+    decide(flagged.pk, "confirm", reviewer, checked=[pk(4), pk(5)])
+    known = knowledge()
+    assert known.component_of[pk(4)] == known.component_of[pk(5)]
+    assert pk(6) not in known.component_of and pk(7) not in known.component_of
     for a, b in [(5, 6), (5, 7), (6, 7)]:
         pair = sorted([pk(a), pk(b)])
         assert Connection.objects.get(artwork_a_id=pair[0], artwork_b_id=pair[1]).type == "NEGATIVE"
-    assert Connection.objects.filter(type="POSITIVE", artwork_a_id=min(pk(4), pk(5))).exists()
 
 
 @pytest.mark.django_db
@@ -226,11 +230,29 @@ def test_a_round_chains_clustering_and_the_map(collection):
         ("cluster", JobState.SUCCEEDED),
         ("compute_layout", JobState.SUCCEEDED),
     ]
-    assert ClusteringRun.objects.get().params["algorithm"] == "optics"
+    run = ClusteringRun.objects.get()
+    assert run.params["algorithm"] == "optics" and run.model_version == collection
     layout = load_layout(collection)
     assert layout is not None and layout.similarity.shape == (20, 2) and layout.time.shape == (20, 2)
     years = dict(Artwork.objects.values_list("pk", "date_begin"))
     assert [float(y) for y in layout.time[:, 0]] == [float(years[a]) for a in layout.ids]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_chain_follows_the_version_it_was_given_and_stops_when_told(collection):
+    add_version(1, signatures(2))  # v1 becomes active; the chain below is about v0
+    job = Job.objects.create(kind="cluster", params={"model": "0", "then": [{"kind": "compute_layout"}]})
+    execute(job, follow_ups="inline")
+    layout_job = Job.objects.get(kind="compute_layout")
+    assert layout_job.params["model"] == "0" and layout_job.state == JobState.SUCCEEDED
+    assert load_layout(collection) is not None and load_layout(ModelVersion.objects.get(number=1)) is None
+
+    broken = Job.objects.create(
+        kind="worker_check", params={"steps": 1, "delay": 0, "then": [{"kind": "nope"}]}
+    )
+    execute(broken, follow_ups="inline")
+    broken.refresh_from_db()
+    assert broken.state == JobState.SUCCEEDED and "no handler" in broken.result["follow_up_error"]
 
 
 @pytest.mark.django_db
