@@ -175,3 +175,37 @@ def record_decision(
         return apply_statements(
             [Statement(first.pk, second.pk, type_code, context=context)], source=source, user=user
         )
+
+
+def retract(decisions: Sequence[ConnectionDecision], user) -> int:
+    """Take back `decisions` (an undo): record a Retraction for each and restore each pair's state.
+
+    A pair falls back to its latest decision that is not retracted, or has no connection at all when
+    there is none. Splits follow the usual rules (an image never moves back into training). Must run
+    inside a transaction. Returns the number of pairs whose state changed.
+    """
+    from .models import Retraction
+
+    pending = [d for d in decisions if not Retraction.objects.filter(decision=d).exists()]
+    Retraction.objects.bulk_create([Retraction(decision=d, user=user) for d in pending])
+    changed = 0
+    for a, b in sorted({(d.artwork_a_id, d.artwork_b_id) for d in pending}):
+        previous = (
+            ConnectionDecision.objects.filter(artwork_a_id=a, artwork_b_id=b, retraction__isnull=True)
+            .order_by("-recorded_at", "-id")
+            .first()
+        )
+        current = Connection.objects.filter(artwork_a_id=a, artwork_b_id=b).first()
+        if previous is None:
+            if current is not None:
+                current.delete()
+                changed += 1
+        elif current is None:
+            Connection.objects.create(artwork_a_id=a, artwork_b_id=b, type=previous.type, latest=previous)
+            changed += 1
+        elif current.latest_id != previous.pk:
+            current.type, current.latest = previous.type, previous
+            current.save(update_fields=["type", "latest", "updated_at"])
+            changed += 1
+    refresh_splits()
+    return changed

@@ -153,8 +153,20 @@ class ConnectionDecision(models.Model):
         return f"{self.uid}: {self.artwork_a_id}–{self.artwork_b_id} {self.type}"
 
 
+class Retraction(models.Model):
+    """A decision taken back by the user who made it (undo). Append-only, like the decisions themselves:
+    the decision stays in the history, and the pair's state falls back to its previous decision."""
+
+    decision = models.OneToOneField(ConnectionDecision, on_delete=models.PROTECT, related_name="retraction")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
+    retracted_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"retraction of {self.decision_id}"
+
+
 class Connection(models.Model):
-    """Current state of a pair: the type of its latest decision."""
+    """Current state of a pair: the type of its latest decision that was not retracted."""
 
     artwork_a = models.ForeignKey(Artwork, on_delete=models.PROTECT, related_name="connections_as_a")
     artwork_b = models.ForeignKey(Artwork, on_delete=models.PROTECT, related_name="connections_as_b")

@@ -4,16 +4,20 @@ import io
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
+from .connection_types import normalise_type
+from .connections import Statement, apply_statements
 from .exporting import write_connections_csv
-from .models import Artwork, Collection, Connection
+from .models import Artwork, Collection, Connection, DecisionSource
 
 SERVED_FOLDERS = ("images", "thumbs")
 
@@ -45,6 +49,39 @@ def artwork_detail(request: HttpRequest, artwork_id: int) -> HttpResponse:
         (conn, conn.artwork_b if conn.artwork_a_id == artwork.pk else conn.artwork_a) for conn in connections
     ]
     return render(request, "annotations/artwork.html", {"artwork": artwork, "partners": partners})
+
+
+@login_required
+@require_GET
+def artwork_thumbnail(request: HttpRequest, artwork_id: int) -> HttpResponse:
+    """Redirect to the grid thumbnail (the map's hover preview knows only ids)."""
+    artwork = get_object_or_404(Artwork, pk=artwork_id)
+    return redirect(artwork.grid_thumbnail_url)
+
+
+@login_required
+@require_POST
+def link_artworks(request: HttpRequest, artwork_id: int) -> HttpResponse:
+    """A historian states a connection between this artwork and another (artwork page, search)."""
+    artwork = get_object_or_404(Artwork, pk=artwork_id)
+    type_code = normalise_type(request.POST.get("type", ""))
+    other_id = request.POST.get("other", "")
+    if type_code is None or not other_id.isdigit():
+        return HttpResponse("type must be a connection type and other an artwork id", status=400)
+    other = get_object_or_404(Artwork, pk=int(other_id))
+    if other.pk == artwork.pk:
+        return HttpResponse("an artwork cannot be connected to itself", status=400)
+    with transaction.atomic():
+        report = apply_statements(
+            [Statement(artwork.pk, other.pk, type_code, context={"via": "artwork page"})],
+            source=DecisionSource.USER,
+            user=request.user,
+        )
+    if report.added:
+        messages.success(request, f"{artwork.external_id} – {other.external_id}: {type_code}")
+    else:
+        messages.info(request, f"{artwork.external_id} – {other.external_id} already is {type_code}")
+    return redirect("annotations:artwork", artwork.pk)
 
 
 @login_required

@@ -12,6 +12,7 @@ class Algorithm(models.TextChoices):
     OPTICS = "optics", "OPTICS"
     DBSCAN = "dbscan", "DBSCAN"
     HDBSCAN = "hdbscan", "HDBSCAN"
+    MANUAL = "manual", "Selected by hand"
 
 
 class ClusteringRun(models.Model):

@@ -129,3 +129,38 @@ def decide(
         proposal.decided_at = timezone.now()
         proposal.save(update_fields=["status", "decided_by", "decided_at"])
     return proposal, report
+
+
+class NothingToUndo(Exception):
+    pass
+
+
+def undo_last(user) -> Proposal:
+    """Take back `user`'s latest decision on a proposal: its connection decisions are retracted (kept in the
+    history with a Retraction) and the proposal is open again. Returns the proposal."""
+    from annotations.connections import retract
+    from annotations.models import ConnectionDecision
+
+    with transaction.atomic():
+        lock_connections()
+        proposal = (
+            Proposal.objects.select_for_update()
+            .filter(decided_by=user)
+            .exclude(status=ProposalStatus.OPEN)
+            .order_by("-decided_at", "-pk")
+            .first()
+        )
+        if proposal is None:
+            raise NothingToUndo("you have no review decision to undo")
+        decisions = list(
+            ConnectionDecision.objects.filter(
+                user=user,
+                source=DecisionSource.REVIEW,
+                context__proposal=proposal.pk,
+                retraction__isnull=True,
+            )
+        )
+        retract(decisions, user)
+        proposal.status, proposal.decided_by, proposal.decided_at = ProposalStatus.OPEN, None, None
+        proposal.save(update_fields=["status", "decided_by", "decided_at"])
+    return proposal

@@ -250,6 +250,52 @@ def run_clustering(
     return run
 
 
+def proposal_from_selection(version: ModelVersion, artwork_ids: Sequence[int], user) -> Proposal:
+    """A proposal from artworks a historian selected (a lasso on the map), in a one-proposal "manual" run.
+
+    Classified like any cluster; refused when it says nothing new (every pair already decided or linked).
+    """
+    ids = sorted(set(artwork_ids))
+    if not 2 <= len(ids) <= 200:
+        raise ValueError("select between 2 and 200 artworks")
+    found = set(Artwork.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    if len(found) != len(ids):
+        raise ValueError(f"unknown artworks: {sorted(set(ids) - found)[:10]}")
+    known = knowledge()
+    proposal = draft(0, ids, [1.0] * len(ids), 1.0, known)
+    if proposal is None:
+        raise ValueError("every pair of these artworks is already decided: nothing to review")
+    sizes: dict[int, int] = {}
+    for component in known.component_of.values():
+        sizes[component] = sizes.get(component, 0) + 1
+    with transaction.atomic():
+        run = ClusteringRun.objects.create(
+            model_version=version,
+            algorithm="manual",
+            params={"selected": len(ids)},
+            artwork_count=len(ids),
+            cluster_count=1,
+            created_by=user,
+        )
+        made = Proposal.objects.create(
+            run=run,
+            label=0,
+            kind=proposal.kind,
+            size=len(ids),
+            confidence=1.0,
+            new_links=proposal.new_links,
+            new_pairs=proposal.new_pairs,
+            rejected_pairs=[list(pair) for pair in proposal.rejected_pairs],
+            components=[sizes[c] for c in proposal.components],
+            review_value=proposal.value,
+            rank=1,
+        )
+        ProposalMember.objects.bulk_create(
+            [ProposalMember(proposal=made, artwork_id=a, strength=1.0, position=i) for i, a in enumerate(ids)]
+        )
+    return made
+
+
 def summary(run: ClusteringRun) -> str:
     heldout = run.heldout_scores()
 
@@ -331,7 +377,7 @@ def export_clusters(run: ClusteringRun, out: Path) -> int:
 
 def resolve_run(name: str) -> ClusteringRun:
     if name == "latest":
-        run = ClusteringRun.objects.order_by("-pk").first()
+        run = ClusteringRun.objects.exclude(algorithm="manual").order_by("-pk").first()
         if run is None:
             raise ClusteringRun.DoesNotExist("no clustering run yet")
         return run
@@ -343,7 +389,7 @@ def resolve_run(name: str) -> ClusteringRun:
 
 def follow_up_params() -> ClusteringParams:
     """After a new round: the latest run's algorithm and parameters (a curator's choice), else defaults."""
-    last = ClusteringRun.objects.order_by("-pk").first()
+    last = ClusteringRun.objects.exclude(algorithm="manual").order_by("-pk").first()
     if last is None:
         return ClusteringParams()
     known = ClusteringParams.__dataclass_fields__

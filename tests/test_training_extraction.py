@@ -79,9 +79,10 @@ def test_batched_bf16_channels_last_matches_the_naive_loop(
     assert bf16.dtype == np.float32 and bf16.shape == (6, 1280)
     np.testing.assert_allclose(np.linalg.norm(bf16, axis=1), 1.0, atol=1e-5)
     assert ((bf16 * reference).sum(axis=1) > 0.99).all()
-    # The default precision on this machine (bf16 only where the CPU has it natively) agrees closely too.
+    # The default precision (bf16 only where the CPU computes it natively, else fp32) agrees as closely as
+    # that precision allows: fp32 to 0.999, bf16 (8 bits of mantissa) to 0.99.
     auto = extract_signatures(model, pictures, batch_size=4, num_workers=0, device="cpu", input_size=SIZE)
-    assert ((auto * reference).sum(axis=1) > 0.999).all()
+    assert ((auto * reference).sum(axis=1) > (0.99 if cpu_supports_bf16() else 0.999)).all()
     # The rows really are the images in order, not a permutation.
     assert np.argmax(auto @ reference.T, axis=1).tolist() == list(range(6))
 

@@ -15,6 +15,7 @@ def train_round_job(job, progress, log) -> dict:
     from .rounds import train_round
 
     params = dict(job.params)
+    params.pop("then", None)  # the chain's next steps, for the job runner
     collections = params.pop("collections", None) or None
     return train_round(collections, user=job.created_by, job=job, progress=progress, log=log, **params)
 

@@ -12,4 +12,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("jobs/", include("jobs.urls")),
     path("", include("annotations.urls")),
+    path("", include("clustering.urls")),
+    path("", include("training.urls")),
 ]

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.db import connection
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from annotations.models import Artwork, Collection, Connection
+from clustering.models import ClusteringRun
 from jobs.models import Job
 from training.models import ModelVersion
 
@@ -26,6 +27,11 @@ def home(request: HttpRequest) -> HttpResponse:
         "unlinked": splits.get("", 0),
         "jobs": Job.objects.select_related("created_by")[:8],
         "model_versions": ModelVersion.objects.select_related("parent")[:6],
+        "last_run": ClusteringRun.objects.select_related("model_version")
+        .exclude(algorithm="manual")
+        .annotate(open_count=Count("proposals", filter=Q(proposals__status="open")))
+        .order_by("-pk")
+        .first(),
     }
     return render(request, "home.html", context)
 

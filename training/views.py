@@ -1,0 +1,129 @@
+"""Search pages: nearest artworks under a model version, for an artwork or an uploaded image."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from annotations.connection_types import CONNECTION_TYPES
+from annotations.models import Artwork, Connection
+
+from .models import ModelVersion, active_version
+from .search import nearest_to_artwork, nearest_to_vector, signature_of_image
+
+TOP_K = 24
+
+
+def pick_version(value: str | None) -> ModelVersion | None:
+    if not value or value == "active":
+        return active_version()
+    digits = value[1:] if value.lower().startswith("v") else value
+    return ModelVersion.objects.filter(number=int(digits)).first() if digits.isdigit() else None
+
+
+def with_artworks(hits, source_id: int | None = None) -> list[dict]:
+    artworks = Artwork.objects.select_related("collection").in_bulk([h.artwork_id for h in hits])
+    links = {}
+    if source_id is not None:
+        for conn in Connection.objects.filter(
+            Q(artwork_a_id=source_id, artwork_b_id__in=artworks)
+            | Q(artwork_b_id=source_id, artwork_a_id__in=artworks)
+        ):
+            other = conn.artwork_b_id if conn.artwork_a_id == source_id else conn.artwork_a_id
+            links[other] = conn.type
+    return [
+        {"artwork": artworks[h.artwork_id], "score": h.score, "link": links.get(h.artwork_id)}
+        for h in hits
+        if h.artwork_id in artworks
+    ]
+
+
+@login_required
+@require_GET
+def artwork_neighbours(request: HttpRequest, artwork_id: int) -> HttpResponse:
+    """The artwork page's "nearest under the active model" panel, with link buttons."""
+    artwork = get_object_or_404(Artwork, pk=artwork_id)
+    version = pick_version(request.GET.get("model"))
+    hits = nearest_to_artwork(version, artwork.pk, k=12) if version else None
+    context = {
+        "artwork": artwork,
+        "version": version,
+        "results": with_artworks(hits, artwork.pk) if hits else [],
+        "missing": hits is None,
+        "types": list(CONNECTION_TYPES),
+    }
+    return render(request, "training/_neighbours.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def search(request: HttpRequest) -> HttpResponse:
+    versions = list(ModelVersion.objects.order_by("-number"))
+    first = pick_version(request.GET.get("model") or request.POST.get("model"))
+    second = (
+        pick_version(request.GET.get("compare") or request.POST.get("compare"))
+        if (request.GET.get("compare") or request.POST.get("compare"))
+        else None
+    )
+    query_text = request.GET.get("q", "").strip()
+    context: dict = {"versions": versions, "first": first, "second": second, "q": query_text, "columns": []}
+    if query_text:
+        context["matches"] = Artwork.objects.filter(
+            Q(title__icontains=query_text)
+            | Q(author__icontains=query_text)
+            | Q(external_id__icontains=query_text)
+        ).select_related("collection")[:30]
+    artwork = None
+    if request.GET.get("artwork", "").isdigit():
+        artwork = get_object_or_404(Artwork, pk=int(request.GET["artwork"]))
+        context["artwork"] = artwork
+        for version in [v for v in (first, second) if v is not None]:
+            hits = nearest_to_artwork(version, artwork.pk, k=TOP_K)
+            context["columns"].append(
+                {
+                    "version": version,
+                    "results": with_artworks(hits or [], artwork.pk),
+                    "missing": hits is None,
+                }
+            )
+    if request.method == "POST":
+        upload = request.FILES.get("image")
+        problem = upload_problem(upload)
+        if problem:
+            context["upload_error"] = problem
+        else:
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / "query"
+                with open(path, "wb") as handle:
+                    for chunk in upload.chunks():
+                        handle.write(chunk)
+                from annotations.images import ImageProblem, decode, read_limited
+
+                try:
+                    decode(read_limited(path, settings.MAX_IMAGE_BYTES), settings.MAX_IMAGE_PIXELS)
+                except ImageProblem as exc:
+                    context["upload_error"] = f"{upload.name}: {exc}"
+                else:
+                    context["uploaded"] = upload.name
+                    for version in [v for v in (first, second) if v is not None]:
+                        vector = signature_of_image(version, path)
+                        hits = nearest_to_vector(version, vector, TOP_K)
+                        context["columns"].append(
+                            {"version": version, "results": with_artworks(hits), "missing": False}
+                        )
+    return render(request, "training/search.html", context)
+
+
+def upload_problem(upload) -> str | None:
+    if upload is None:
+        return "Choose an image file to search with."
+    if upload.size > min(settings.MAX_IMAGE_BYTES, 50 * 1024 * 1024):
+        return f"{upload.name} is {upload.size // (1024 * 1024)} MiB; the limit for a search is 50 MiB."
+    return None
