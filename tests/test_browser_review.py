@@ -1,0 +1,133 @@
+"""Review, rounds and map in headless Chromium: the keyboard, undo, a round started from the browser, the
+map's pixels, and what an annotator may not do."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from django.contrib.auth.models import Group, User
+from PIL import Image
+from playwright.sync_api import expect
+
+from annotations.models import Connection, ConnectionDecision
+from clustering.algorithms import ClusteringParams
+from clustering.models import Proposal, ProposalStatus
+from clustering.runs import compute_layout_for, run_clustering
+from jobs.models import Job, JobState
+from training.rounds import create_round_zero
+from training.trainer import TrainConfig
+from workbench.roles import CURATORS
+
+from .test_browser import PASSWORD, browser, log_in, page  # noqa: F401 - fixtures
+from .test_clustering_runs import GROUPS, collection, pk, proposal_with  # noqa: F401 - fixture
+from .test_training_rounds import TINY, demo_collection  # noqa: F401 - fixture
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def make_user(name: str, curator: bool = False) -> User:
+    user = User.objects.create_user(name, password=PASSWORD)
+    if curator:
+        user.groups.add(Group.objects.get_or_create(name=CURATORS)[0])
+    return user
+
+
+def test_review_with_the_keyboard_then_undo(page, collection):  # noqa: F811
+    run = run_clustering(collection, ClusteringParams())
+    make_user("historian")
+    log_in(page, "historian")
+    page.get_by_role("link", name="Review", exact=True).click()
+    g1 = proposal_with(GROUPS["G1"], run)
+    page.goto(f"/review/{g1.pk}/")
+    expect(page.locator("#members .member")).to_have_count(4)
+    page.keyboard.press("?")
+    expect(page.locator("#help")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.locator("#help")).to_be_hidden()
+    # Focus the last member and untick it: artwork 3 is not part of the pattern.
+    last = page.locator("#members .member").nth(3)
+    for _ in range(3):
+        page.keyboard.press("j")
+    expect(last).to_have_class("member focused")
+    page.keyboard.press("x")
+    unticked = int(last.get_attribute("data-id"))
+    expect(last.locator("input[type=checkbox]")).not_to_be_checked()
+    page.keyboard.press("e")  # confirm, and the unticked member is wrong
+    expect(page.locator(".messages")).to_contain_text("confirmed in part")
+    assert "/review/" in page.url and f"/review/{g1.pk}/" not in page.url  # moved on to the next proposal
+    ticked = [m for m in g1.members.values_list("artwork_id", flat=True) if m != unticked]
+    decisions = ConnectionDecision.objects.filter(context__proposal=g1.pk)
+    assert {d.type for d in decisions} == {"POSITIVE", "NEGATIVE"}
+    assert all(unticked in (d.artwork_a_id, d.artwork_b_id) for d in decisions if d.type == "NEGATIVE")
+    negative_partners = {
+        d.artwork_a_id + d.artwork_b_id - unticked for d in decisions.filter(type="NEGATIVE")
+    }
+    assert negative_partners and negative_partners <= set(ticked)  # pairs already linked are not restated
+
+    page.keyboard.press("u")
+    expect(page.locator(".messages")).to_contain_text("Undone")
+    assert page.url.endswith(f"/review/{g1.pk}/")
+    assert Proposal.objects.get(pk=g1.pk).status == ProposalStatus.OPEN
+    assert not Connection.objects.filter(latest__context__proposal=g1.pk).exists()
+
+    # The pair view opens on the focused member and the next one, and blinks.
+    page.keyboard.press("p")
+    expect(page.locator("#pair")).to_be_visible()
+    page.get_by_role("button", name="Blink").click()
+    page.wait_for_function("document.querySelector('#pair .right').style.opacity !== ''")
+    page.keyboard.press("Escape")
+
+
+def test_the_map_draws_its_points(page, collection):  # noqa: F811
+    run_clustering(collection, ClusteringParams())
+    compute_layout_for(collection)
+    make_user("historian")
+    log_in(page, "historian")
+    page.goto("/map/")
+    expect(page.locator("#map-status")).to_contain_text("20 artworks")
+    canvas = page.locator("#map-canvas")
+    pixels = np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("RGB"), dtype=np.int32)
+    drawn = np.abs(pixels - np.array([251, 250, 247])).sum(axis=2) > 60  # not the background
+    coloured = drawn & (pixels.max(axis=2) - pixels.min(axis=2) > 60)  # cluster colours, not noise's grey
+    assert drawn.sum() > 100 and coloured.sum() > 30
+    page.select_option("#map-layout", "time")
+    after = np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("RGB"), dtype=np.int32)
+    assert not np.array_equal(after, pixels)  # the time layout places the points elsewhere
+
+
+def test_a_curator_starts_a_round_and_sees_it_progress(page, demo_collection, celery_worker_process):  # noqa: F811
+    create_round_zero(TrainConfig(**TINY))
+    make_user("curator", curator=True)
+    log_in(page, "curator")
+    page.goto("/rounds/")
+    page.fill("input[name=epochs]", "1")
+    page.get_by_role("button", name="Start round").click()
+    assert "/jobs/" in page.url
+    job = Job.objects.get(kind="train_round")
+    page.wait_for_function("document.querySelector('#job progress').value > 0.05", timeout=120_000)
+    page.wait_for_function("document.querySelector('#job').dataset.state === 'succeeded'", timeout=240_000)
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED and job.created_by.username == "curator"
+    if job.result["activated"]:  # the new version's signatures are clustered next
+        assert Job.objects.get(pk=job.result["next_job"]).kind == "cluster"
+    else:  # not better on val: it stays inactive and there is nothing new to cluster
+        assert "next_job" not in job.result and "stays active" in job.message
+    expect(page.locator("#job [data-field=state]")).to_have_text("Succeeded")
+
+
+def test_an_annotator_cannot_start_a_round(page, collection):  # noqa: F811
+    make_user("annotator")
+    log_in(page, "annotator")
+    page.goto("/rounds/")
+    expect(page.get_by_role("button", name="Start round")).to_have_count(0)
+    status = page.evaluate(
+        """async () => {
+            const token = document.cookie.split('; ').find((c) => c.startsWith('csrftoken='));
+            const response = await fetch('/rounds/start', {method: 'POST',
+                headers: {'X-CSRFToken': token ? token.split('=')[1] : ''}});
+            return response.status;
+        }"""
+    )
+    assert status == 403 and not Job.objects.exists()
