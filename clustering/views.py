@@ -76,13 +76,44 @@ def queue(request: HttpRequest) -> HttpResponse:
         base = base.filter(status=status)
     counts = dict(base.values_list("kind").annotate(n=Count("id")).order_by())
     proposals = base.filter(kind=kind) if kind else base
-    members = ProposalMember.objects.select_related("artwork").order_by("position")
+    # Only what a row shows: a thumbnail is named by the image's hash; whole artworks with their metadata
+    # JSON were half the page's time at 50 rows.
+    members = (
+        ProposalMember.objects.select_related("artwork")
+        .only("proposal_id", "position", "artwork__image_sha256")
+        .filter(position__lt=6)
+        .order_by("position")
+    )
     page = Paginator(
-        proposals.order_by("rank").prefetch_related(Prefetch("members", queryset=members)), 50
+        proposals.order_by("rank")
+        .select_related("decided_by")
+        .prefetch_related(Prefetch("members", queryset=members)),
+        50,
     ).get_page(request.GET.get("page"))
+    review_prefix = reverse("clustering:review", args=[0])[:-2]  # "/review/"
+    suffix = f"/?kind={kind}" if kind else "/"
+    status_labels = dict(ProposalStatus.choices)
+    # Plain rows: the template then only prints strings (50 rows of up to 6 thumbnails each).
+    rows = [
+        {
+            "rank": p.rank,
+            "href": f"{review_prefix}{p.pk}{suffix}",
+            "thumbs": [m.artwork.grid_thumbnail_url for m in list(p.members.all())[:6]],
+            "more": max(0, p.size - 6),
+            "kind": p.kind,
+            "kind_label": KIND_LABELS.get(p.kind, p.kind),
+            "size": p.size,
+            "confidence": f"{p.confidence:.2f}",
+            "new_links": p.new_links,
+            "status": status_labels.get(p.status, p.status),
+            "decided_by": p.decided_by.get_username() if p.decided_by else "",
+        }
+        for p in page.object_list
+    ]
     context.update(
         {
             "page": page,
+            "rows": rows,
             "counts": [(k, KIND_LABELS[k], counts.get(k, 0)) for k in KINDS],
             "total": sum(counts.values()),
             "runs": ClusteringRun.objects.select_related("model_version").order_by("-pk")[:10],

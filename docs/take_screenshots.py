@@ -44,6 +44,31 @@ def main() -> None:
         first_job = page.locator("tr[data-job-id] a").first
         first_job.click()
         page.screenshot(path=OUT / "job.png")
+        page.goto("/review/")
+        page.screenshot(path=OUT / "queue.png")
+        page.locator("table.queue a").first.click()
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=OUT / "review.png")
+        page.keyboard.press("p")
+        page.get_by_role("button", name="Overlay").click()
+        page.wait_for_timeout(500)
+        page.screenshot(path=OUT / "review-pair.png")
+        page.keyboard.press("Escape")
+        page.keyboard.press("?")
+        page.screenshot(path=OUT / "review-keys.png")
+        page.goto("/rounds/")
+        page.screenshot(path=OUT / "rounds.png", full_page=True)
+        page.goto("/map/")
+        page.wait_for_function("document.getElementById('map-status').textContent.includes('artworks')")
+        page.screenshot(path=OUT / "map.png")
+        page.select_option("#map-layout", "time")
+        page.screenshot(path=OUT / "map-time.png")
+        artwork = page.evaluate(
+            "fetch('/map/' + document.getElementById('map-version').value + '.json')"
+            ".then(r => r.json()).then(d => d.ids[0])"
+        )
+        page.goto(f"/search/?artwork={artwork}")
+        page.screenshot(path=OUT / "search.png", full_page=True)
         browser.close()
     print(f"screenshots in {OUT}")
 

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "workbench.middleware.ServerTimingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -57,7 +58,7 @@ MIDDLEWARE = [
 
 if not DEBUG:
     # Production serves its static files itself (gunicorn, no separate web server needed).
-    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
+    MIDDLEWARE.insert(2, "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "workbench.urls"
 WSGI_APPLICATION = "workbench.wsgi.application"
@@ -80,9 +81,14 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 DEFAULT_SQLITE_URL = f"sqlite:///{DATA_DIR / 'workbench.sqlite3'}"
+_DATABASE_URL = os.environ.get("DATABASE_URL", DEFAULT_SQLITE_URL)
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", DEFAULT_SQLITE_URL), conn_max_age=env_int("DB_CONN_MAX_AGE", 0)
+        _DATABASE_URL,
+        # A server keeps its PostgreSQL connection between requests: opening one per request cost more
+        # than rendering the review page (bench/review_latency.py). Health checks drop a closed one.
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 0 if _DATABASE_URL.startswith("sqlite") else 60),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
