@@ -45,6 +45,7 @@ def main() -> None:
         first_job.click()
         page.screenshot(path=OUT / "job.png")
         page.goto("/review/")
+        page.wait_for_load_state("networkidle")
         page.screenshot(path=OUT / "queue.png")
         page.locator("table.queue a").first.click()
         page.wait_for_load_state("networkidle")
@@ -68,6 +69,7 @@ def main() -> None:
             ".then(r => r.json()).then(d => d.ids[0])"
         )
         page.goto(f"/search/?artwork={artwork}")
+        page.wait_for_load_state("networkidle")
         page.screenshot(path=OUT / "search.png", full_page=True)
         browser.close()
     print(f"screenshots in {OUT}")
