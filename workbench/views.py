@@ -26,7 +26,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "splits": [(name, splits.get(name, 0)) for name in ("train", "val", "test")],
         "unlinked": splits.get("", 0),
         "jobs": Job.objects.select_related("created_by")[:8],
-        "model_versions": ModelVersion.objects.select_related("parent")[:6],
+        "model_versions": ModelVersion.objects.select_related("parent", "created_by")[:6],
         "last_run": ClusteringRun.objects.select_related("model_version")
         .exclude(algorithm="manual")
         .annotate(open_count=Count("proposals", filter=Q(proposals__status="open")))
