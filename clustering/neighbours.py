@@ -26,6 +26,8 @@ import numpy as np
 # fetched and re-scored in float64 before it is kept or dropped.
 FLOAT32_SLACK = 1e-4
 QUERY_BATCH = 2048
+PROBE_SIZE = 1000
+MAX_EDGES = 150_000_000  # about 2.4 GB of indices and distances
 
 Progress = Callable[[float, str], None]
 
@@ -162,6 +164,17 @@ def radius_graph(
         raise ValueError(f"unknown index {index!r}: use 'flat' (exact) or 'ivf'")
     searcher.add(single)
     threshold = float(1.0 - radius - FLOAT32_SLACK)
+    if count > PROBE_SIZE:
+        # A radius that links most pairs builds an n² graph (100,000 signatures at max_eps 1.0: ~5e9 pairs,
+        # far beyond memory). Estimate the pair count on a sample first and refuse with a clear message.
+        probe = np.random.default_rng(0).choice(count, PROBE_SIZE, replace=False)
+        lims, _, _ = searcher.range_search(single[probe], threshold)
+        estimate = int(lims[-1]) / PROBE_SIZE * count
+        if estimate > MAX_EDGES:
+            raise ValueError(
+                f"a radius of {radius} would link about {estimate:,.0f} pairs of these {count:,} signatures "
+                f"(limit {MAX_EDGES:,}): choose a smaller max_eps"
+            )
     row_parts, col_parts, dist_parts = [], [], []
     for start in range(0, count, QUERY_BATCH):
         stop = min(count, start + QUERY_BATCH)

@@ -168,3 +168,13 @@ def test_non_finite_signatures_are_refused():
     vectors[2, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         radius_graph(vectors, 0.13)
+
+
+def test_a_radius_that_links_nearly_everything_is_refused(monkeypatch):
+    import clustering.neighbours as neighbours
+
+    monkeypatch.setattr(neighbours, "MAX_EDGES", 100_000)
+    vectors = continuous_clusters(12, count=2000, dim=8)
+    with pytest.raises(ValueError, match="choose a smaller max_eps"):
+        radius_graph(vectors, 1.5)
+    assert radius_graph(vectors, 0.05).edge_count < 100_000
