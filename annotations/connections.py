@@ -10,6 +10,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from .connection_types import LINKING_TYPES
@@ -181,31 +182,46 @@ def retract(decisions: Sequence[ConnectionDecision], user) -> int:
     """Take back `decisions` (an undo): record a Retraction for each and restore each pair's state.
 
     A pair falls back to its latest decision that is not retracted, or has no connection at all when
-    there is none. Splits follow the usual rules (an image never moves back into training). Must run
-    inside a transaction. Returns the number of pairs whose state changed.
+    there is none. Splits follow the usual rules (an image never moves back into training, and one a
+    retracted link pulled into val/test stays there). Must run inside a transaction. A constant number of
+    queries per chunk of pairs: a confirmed lasso of 200 artworks is 19,900 pairs. Returns the number of
+    pairs whose state changed.
     """
     from .models import Retraction
 
-    pending = [d for d in decisions if not Retraction.objects.filter(decision=d).exists()]
-    Retraction.objects.bulk_create([Retraction(decision=d, user=user) for d in pending])
+    done = set()
+    for part in chunks([d.pk for d in decisions]):
+        done.update(Retraction.objects.filter(decision_id__in=part).values_list("decision_id", flat=True))
+    pending = [d for d in decisions if d.pk not in done]
+    Retraction.objects.bulk_create([Retraction(decision=d, user=user) for d in pending], batch_size=500)
+    pairs = sorted({(d.artwork_a_id, d.artwork_b_id) for d in pending})
     changed = 0
-    for a, b in sorted({(d.artwork_a_id, d.artwork_b_id) for d in pending}):
-        previous = (
-            ConnectionDecision.objects.filter(artwork_a_id=a, artwork_b_id=b, retraction__isnull=True)
-            .order_by("-recorded_at", "-id")
-            .first()
-        )
-        current = Connection.objects.filter(artwork_a_id=a, artwork_b_id=b).first()
-        if previous is None:
-            if current is not None:
-                current.delete()
-                changed += 1
-        elif current is None:
-            Connection.objects.create(artwork_a_id=a, artwork_b_id=b, type=previous.type, latest=previous)
-            changed += 1
-        elif current.latest_id != previous.pk:
-            current.type, current.latest = previous.type, previous
-            current.save(update_fields=["type", "latest", "updated_at"])
-            changed += 1
+    for part in chunks(pairs, 200):
+        wanted = Q()
+        for a, b in part:
+            wanted |= Q(artwork_a_id=a, artwork_b_id=b)
+        previous: dict[tuple[int, int], ConnectionDecision] = {}
+        for decision in ConnectionDecision.objects.filter(wanted, retraction__isnull=True).order_by(
+            "recorded_at", "id"
+        ):
+            previous[(decision.artwork_a_id, decision.artwork_b_id)] = decision  # the last one wins
+        current = {(c.artwork_a_id, c.artwork_b_id): c for c in Connection.objects.filter(wanted)}
+        gone, new_rows, updated = [], [], []
+        for pair in part:
+            before, now = previous.get(pair), current.get(pair)
+            if before is None:
+                if now is not None:
+                    gone.append(now.pk)
+            elif now is None:
+                new_rows.append(
+                    Connection(artwork_a_id=pair[0], artwork_b_id=pair[1], type=before.type, latest=before)
+                )
+            elif now.latest_id != before.pk:
+                now.type, now.latest, now.updated_at = before.type, before, timezone.now()
+                updated.append(now)
+        Connection.objects.filter(pk__in=gone).delete()
+        Connection.objects.bulk_create(new_rows)
+        Connection.objects.bulk_update(updated, ["type", "latest", "updated_at"])
+        changed += len(gone) + len(new_rows) + len(updated)
     refresh_splits()
     return changed

@@ -76,6 +76,9 @@ def link_artworks(request: HttpRequest, artwork_id: int) -> HttpResponse:
             [Statement(artwork.pk, other.pk, type_code, context={"via": "artwork page"})],
             source=DecisionSource.USER,
             user=request.user,
+            # Recorded even when the pair already has this type: the historian's own word must outlive an
+            # undo of the review decision that said it first.
+            record_redundant=True,
         )
     if report.added:
         messages.success(request, f"{artwork.external_id} – {other.external_id}: {type_code}")

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from itertools import combinations, product
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from annotations.connections import ApplyReport, Statement, apply_statements
@@ -135,6 +136,36 @@ class NothingToUndo(Exception):
     pass
 
 
+class UndoRefused(Exception):
+    pass
+
+
+def refuse_if_built_upon(proposal: Proposal, decisions) -> None:
+    """Undo is for taking a decision back before others rely on it. Once someone has decided since about
+    any of the same artworks (a connection, or a proposal whose pairs were judged against these links),
+    taking it back could silently drop their judgement; the artwork page is the place to change it then."""
+    from annotations.models import ConnectionDecision
+
+    artworks = set(proposal.members.values_list("artwork_id", flat=True))
+    for d in decisions:
+        artworks.update((d.artwork_a_id, d.artwork_b_id))
+    later_decisions = (
+        ConnectionDecision.objects.filter(recorded_at__gt=proposal.decided_at, retraction__isnull=True)
+        .filter(Q(artwork_a_id__in=artworks) | Q(artwork_b_id__in=artworks))
+        .exclude(pk__in=[d.pk for d in decisions])
+    )
+    later_reviews = (
+        Proposal.objects.filter(decided_at__gt=proposal.decided_at, members__artwork_id__in=artworks)
+        .exclude(pk=proposal.pk)
+        .exclude(status=ProposalStatus.OPEN)
+    )
+    if later_decisions.exists() or later_reviews.exists():
+        raise UndoRefused(
+            "Someone has decided about these artworks since; change the connections on the artwork pages "
+            "instead."
+        )
+
+
 def undo_last(user) -> Proposal:
     """Take back `user`'s latest decision on a proposal: its connection decisions are retracted (kept in the
     history with a Retraction) and the proposal is open again. Returns the proposal."""
@@ -160,6 +191,7 @@ def undo_last(user) -> Proposal:
                 retraction__isnull=True,
             )
         )
+        refuse_if_built_upon(proposal, decisions)
         retract(decisions, user)
         proposal.status, proposal.decided_by, proposal.decided_at = ProposalStatus.OPEN, None, None
         proposal.save(update_fields=["status", "decided_by", "decided_at"])

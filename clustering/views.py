@@ -12,6 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from annotations.models import ConnectionDecision, DecisionSource
@@ -22,7 +23,7 @@ from workbench.roles import curator_required
 
 from .models import ClusteringRun, Proposal, ProposalMember, ProposalStatus
 from .proposals import KINDS
-from .review import ACTIONS, AlreadyDecided, NothingToUndo, decide, undo_last
+from .review import ACTIONS, AlreadyDecided, NothingToUndo, UndoRefused, decide, undo_last
 
 KIND_LABELS = {
     "new_group": "New group",
@@ -194,11 +195,16 @@ def decide_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def undo_view(request: HttpRequest) -> HttpResponse:
+    back = request.POST.get("back", "")
+    if not url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        back = reverse("clustering:queue")  # never send a reviewer to another site
     try:
         proposal = undo_last(request.user)
-    except NothingToUndo as exc:
+    except (NothingToUndo, UndoRefused) as exc:
         messages.info(request, str(exc))
-        return redirect(request.POST.get("back") or reverse("clustering:queue"))
+        return redirect(back)
     messages.success(
         request, f"Undone: proposal {proposal.rank} is open again and its connections were taken back."
     )
@@ -370,11 +376,10 @@ def map_json(request: HttpRequest, number: int) -> JsonResponse:
     if run is not None and run.assignments_file:
         ids, labels, _ = load_assignments(run)
         cluster_of = dict(zip(ids.tolist(), labels.tolist(), strict=True))
+    # All artworks, not `pk__in` 100,000 ids: some SQLite builds allow only 32,766 query parameters.
     info = {
         pk: (collection, split)
-        for pk, collection, split in Artwork.objects.filter(pk__in=layout.ids).values_list(
-            "pk", "collection_id", "split"
-        )
+        for pk, collection, split in Artwork.objects.values_list("pk", "collection_id", "split")
     }
     reviewed = set()
     if run is not None:
@@ -406,11 +411,24 @@ def lasso_proposal(request: HttpRequest) -> HttpResponse:
     """A proposal made by hand from a selection on the map (a one-proposal run of the "manual" kind)."""
     from .runs import proposal_from_selection
 
+    usage = 'send JSON {"version": N, "artworks": [artwork ids]}'
     try:
-        ids = [int(v) for v in json.loads(request.body or b"{}").get("artworks", [])]
-        version = ModelVersion.objects.get(number=int(json.loads(request.body or b"{}").get("version")))
-    except (ValueError, TypeError, ModelVersion.DoesNotExist, json.JSONDecodeError):
-        return JsonResponse({"error": 'send {"version": N, "artworks": [ids]}'}, status=400)
+        body = json.loads(request.body or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return JsonResponse({"error": usage}, status=400)
+    if not isinstance(body, dict):
+        return JsonResponse({"error": usage}, status=400)
+    ids, number = body.get("artworks"), body.get("version")
+    if (
+        not isinstance(ids, list)
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in ids)
+        or not isinstance(number, int)
+        or isinstance(number, bool)
+    ):
+        return JsonResponse({"error": usage}, status=400)
+    version = ModelVersion.objects.filter(number=number).first()
+    if version is None:
+        return JsonResponse({"error": f"no model version {number}"}, status=400)
     try:
         proposal = proposal_from_selection(version, ids, request.user)
     except ValueError as exc:

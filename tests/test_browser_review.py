@@ -46,9 +46,18 @@ def test_review_with_the_keyboard_then_undo(page, collection):  # noqa: F811
     expect(page.locator("#help")).to_be_visible()
     page.keyboard.press("Escape")
     expect(page.locator("#help")).to_be_hidden()
+    # Space on a tick box that has the keyboard focus acts on that member, not on the highlighted one.
+    second_box = page.locator("#members .member").nth(1).locator("input[type=checkbox]")
+    second_box.focus()
+    page.keyboard.press(" ")
+    expect(second_box).not_to_be_checked()
+    expect(page.locator("#members .member").first.locator("input[type=checkbox]")).to_be_checked()
+    page.keyboard.press(" ")
+    expect(second_box).to_be_checked()
+    page.locator("h1").click()  # focus back on the page
     # Focus the last member and untick it: artwork 3 is not part of the pattern.
     last = page.locator("#members .member").nth(3)
-    for _ in range(3):
+    for _ in range(2):  # from member 2, where the tick box left the highlight
         page.keyboard.press("j")
     expect(last).to_have_class("member focused")
     page.keyboard.press("x")
@@ -92,9 +101,23 @@ def test_the_map_draws_its_points(page, collection):  # noqa: F811
     drawn = np.abs(pixels - np.array([251, 250, 247])).sum(axis=2) > 60  # not the background
     coloured = drawn & (pixels.max(axis=2) - pixels.min(axis=2) > 60)  # cluster colours, not noise's grey
     assert drawn.sum() > 100 and coloured.sum() > 30
+    # Hover a drawn point: its thumbnail appears; click it: its artwork page opens.
+    box = canvas.bounding_box()
+    ys, xs = np.nonzero(coloured)
+    x, y = int(xs[len(xs) // 2]), int(ys[len(ys) // 2])
+    page.mouse.move(box["x"] + x, box["y"] + y)
+    expect(page.locator("#map-hover")).to_be_visible()
+    thumb = page.locator("#map-hover img").get_attribute("src")
+    assert thumb.startswith("/artworks/") and thumb.endswith("/thumbnail") and "/999999999/" not in thumb
+    artwork_id = int(thumb.split("/")[2])
     page.select_option("#map-layout", "time")
     after = np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("RGB"), dtype=np.int32)
     assert not np.array_equal(after, pixels)  # the time layout places the points elsewhere
+    page.select_option("#map-layout", "similarity")
+    page.mouse.move(box["x"] + x, box["y"] + y)
+    page.mouse.down()
+    page.mouse.up()
+    page.wait_for_url(f"**/artworks/{artwork_id}/")
 
 
 def test_a_curator_starts_a_round_and_sees_it_progress(page, demo_collection, celery_worker_process):  # noqa: F811
@@ -122,12 +145,19 @@ def test_an_annotator_cannot_start_a_round(page, collection):  # noqa: F811
     log_in(page, "annotator")
     page.goto("/rounds/")
     expect(page.get_by_role("button", name="Start round")).to_have_count(0)
+    # With a valid CSRF token (the log-out form's), so the 403 is the role check, not a CSRF failure.
     status = page.evaluate(
         """async () => {
-            const token = document.cookie.split('; ').find((c) => c.startsWith('csrftoken='));
-            const response = await fetch('/rounds/start', {method: 'POST',
-                headers: {'X-CSRFToken': token ? token.split('=')[1] : ''}});
+            const token = document.querySelector('input[name=csrfmiddlewaretoken]').value;
+            const response = await fetch('/rounds/start', {method: 'POST', headers: {'X-CSRFToken': token}});
             return response.status;
         }"""
     )
     assert status == 403 and not Job.objects.exists()
+    promote = page.evaluate(
+        """async () => {
+            const token = document.querySelector('input[name=csrfmiddlewaretoken]').value;
+            return (await fetch('/review/undo', {method: 'POST', headers: {'X-CSRFToken': token}})).status;
+        }"""
+    )
+    assert promote == 200  # the same token is accepted where an annotator may act (undo: nothing to undo)

@@ -13,7 +13,7 @@ from PIL import Image
 
 from annotations.models import Connection, ConnectionDecision, Retraction
 from clustering.algorithms import ClusteringParams
-from clustering.models import Proposal, ProposalStatus
+from clustering.models import ClusteringRun, Proposal, ProposalStatus
 from clustering.runs import compute_layout_for, run_clustering
 from jobs.models import Job
 from workbench.roles import CURATORS
@@ -53,8 +53,15 @@ def test_every_page_needs_a_login(run):
     ]:
         response = anonymous.get(url)
         assert response.status_code == 302 and "/login/" in response["Location"], url
-    response = anonymous.post(reverse("clustering:decide", args=[proposal.pk]), {"action": "reject"})
-    assert response.status_code == 302 and not Connection.objects.filter(type="NEGATIVE").exists()
+    for url, data in [
+        (reverse("clustering:decide", args=[proposal.pk]), {"action": "reject"}),
+        (reverse("clustering:undo"), {}),
+        (reverse("annotations:link", args=[pk(5)]), {"other": pk(6), "type": "NEGATIVE"}),
+        (reverse("clustering:lasso"), {}),
+    ]:
+        response = anonymous.post(url, data)
+        assert response.status_code == 302 and "/login/" in response["Location"], url
+    assert not Connection.objects.filter(type="NEGATIVE").exists() and Proposal.objects.count() == 3
 
 
 def test_annotators_review_but_only_curators_start_rounds_and_promote(run):
@@ -218,3 +225,48 @@ def test_upload_search_finds_the_same_picture(collection, settings):  # noqa: F8
     response = client.post(reverse("training:search") + f"?model={version.number}", {"image": picture})
     results = response.context["columns"][0]["results"]
     assert results[0]["artwork"].pk == artwork.pk and results[0]["score"] > 0.99
+
+
+def test_undo_never_redirects_to_another_site(run):
+    client, _ = client_for("historian")
+    response = client.post(reverse("clustering:undo"), {"back": "https://evil.example/phish"})
+    assert response.status_code == 302 and response["Location"] == reverse("clustering:queue")
+    response = client.post(reverse("clustering:undo"), {"back": "/review/?kind=extends"})
+    assert response["Location"] == "/review/?kind=extends"
+
+
+def test_undo_is_refused_once_someone_else_decided_about_the_same_artworks(run):
+    first, first_user = client_for("first")
+    second, _ = client_for("second")
+    g1 = proposal_with(GROUPS["G1"], run)
+    members = list(g1.members.values_list("artwork_id", flat=True))
+    first.post(reverse("clustering:decide", args=[g1.pk]), {"action": "confirm", "members": members})
+    # The second historian states one of the same links on the artwork page: it is recorded although the
+    # pair is POSITIVE already, so it is theirs too.
+    second.post(reverse("annotations:link", args=[pk(3)]), {"other": pk(0), "type": "POSITIVE"})
+    a, b = sorted([pk(0), pk(3)])
+    assert ConnectionDecision.objects.filter(artwork_a_id=a, artwork_b_id=b, user__username="second").exists()
+    response = first.post(reverse("clustering:undo"), follow=True)
+    assert "Someone has decided about these artworks since" in response.content.decode()
+    assert Proposal.objects.get(pk=g1.pk).status == ProposalStatus.CONFIRMED
+    assert Connection.objects.get(artwork_a_id=a, artwork_b_id=b).type == "POSITIVE"
+    assert not Retraction.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[1, 2]",
+        b"null",
+        b'{"version": 0, "artworks": "1234"}',
+        b'{"version": 0, "artworks": [1.5, 2]}',
+        b'{"version": true, "artworks": [1, 2]}',
+        b'{"version": 7, "artworks": [1, 2]}',
+    ],
+)
+def test_lasso_refuses_malformed_requests(run, body):
+    client, _ = client_for("historian")
+    response = client.post(reverse("clustering:lasso"), body, content_type="application/json")
+    assert response.status_code == 400 and "error" in response.json()
+    assert ClusteringRun.objects.count() == 1

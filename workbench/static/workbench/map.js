@@ -11,7 +11,8 @@
   const csrf = document.querySelector("input[name=csrfmiddlewaretoken]").value;
   let data = null, xs = null, ys = null, view = { scale: 1, x: 0, y: 0 }, grid = null, lassoPath = null, drag = null;
 
-  function url(template, id) { return template.replace(/0(\.json)?$/, id + "$1"); }
+  // The page's URL templates carry 999999999 where the id goes (reversed by Django, never hand-built).
+  function url(template, id) { return template.replace("999999999", String(id)); }
   function colourOf(i) {
     const mode = controls.colour.value;
     if (mode === "reviewed") return data.reviewed[i] ? "#2a9d8f" : (data.cluster[i] >= 0 ? "#e9c46a" : "#b8b8b8");
@@ -43,7 +44,7 @@
     grid = new Map();
     for (let i = 0; i < xs.length; i++) {
       if (Number.isNaN(xs[i])) continue;
-      const key = ((xs[i] / 16) | 0) + "," + ((ys[i] / 16) | 0);
+      const key = Math.floor(xs[i] / 16) + "," + Math.floor(ys[i] / 16);
       if (!grid.has(key)) grid.set(key, []);
       grid.get(key).push(i);
     }
@@ -75,9 +76,11 @@
   function toLayout(px, py) { return [(px - view.x) / view.scale, (py - view.y) / view.scale]; }
   function pointer(e) { const b = canvas.getBoundingClientRect(); return [(e.clientX - b.left) * canvas.width / b.width, (e.clientY - b.top) * canvas.height / b.height]; }
   function nearest(px, py) {
-    const [lx, ly] = toLayout(px, py), gx = (lx / 16) | 0, gy = (ly / 16) | 0;
-    let best = -1, bestD = (8 / view.scale) ** 2;
-    for (let dx = -1; dx <= 1; dx++) for (let dy = -1; dy <= 1; dy++) {
+    if (!data) return -1;
+    const [lx, ly] = toLayout(px, py), gx = Math.floor(lx / 16), gy = Math.floor(ly / 16);
+    const radius = 8 / view.scale, reach = Math.ceil(radius / 16);  // 8 screen pixels, in grid buckets
+    let best = -1, bestD = radius ** 2;
+    for (let dx = -reach; dx <= reach; dx++) for (let dy = -reach; dy <= reach; dy++) {
       for (const i of grid.get((gx + dx) + "," + (gy + dy)) || []) {
         const d = (xs[i] - lx) ** 2 + (ys[i] - ly) ** 2;
         if (d < bestD) { bestD = d; best = i; }
@@ -95,16 +98,19 @@
   }
   canvas.addEventListener("wheel", (e) => {
     e.preventDefault();
+    if (!data) return;
     const [px, py] = pointer(e), factor = e.deltaY < 0 ? 1.25 : 0.8;
     view.x = px - (px - view.x) * factor; view.y = py - (py - view.y) * factor; view.scale *= factor;
     draw();
   }, { passive: false });
   canvas.addEventListener("mousedown", (e) => {
+    if (!data) return;
     const p = pointer(e);
     if (controls.lasso.checked) { lassoPath = [p]; return; }
     drag = { start: p, x: view.x, y: view.y, moved: false };
   });
   canvas.addEventListener("mousemove", (e) => {
+    if (!data) return;
     const p = pointer(e);
     if (lassoPath) { lassoPath.push(p); draw(); return; }
     if (drag) {
@@ -131,7 +137,7 @@
       if (!confirm(`Make a proposal of the ${chosen.length} selected artworks?`)) return;
       const response = await fetch(canvas.dataset.lasso, { method: "POST", headers: { "X-CSRFToken": csrf, "Content-Type": "application/json" },
         body: JSON.stringify({ version: data.version, artworks: chosen }) });
-      const answer = await response.json();
+      const answer = await response.json().catch(() => ({ error: `The server answered ${response.status}.` }));
       if (response.ok) location.href = answer.url; else status.textContent = answer.error;
       return;
     }
@@ -144,7 +150,7 @@
   async function load() {
     status.textContent = "loading…";
     const response = await fetch(url(canvas.dataset.json, controls.version.value));
-    const answer = await response.json();
+    const answer = await response.json().catch(() => ({ error: `The server answered ${response.status}.` }));
     if (!response.ok) { data = null; status.textContent = answer.error; ctx.clearRect(0, 0, canvas.width, canvas.height); return; }
     data = answer; project(); draw();
     canvas.dataset.points = String(data.ids.length);

@@ -90,6 +90,13 @@
   document.addEventListener("keydown", (e) => {
     if (e.ctrlKey || e.metaKey || e.altKey) return;
     if (["INPUT", "SELECT", "TEXTAREA"].includes(e.target.tagName) && e.target.type !== "checkbox") return;
+    // A held key repeats: one decision or one undo per press, never a burst of them.
+    if (e.repeat && !["ArrowRight", "ArrowLeft", "j", "k"].includes(e.key)) { e.preventDefault(); return; }
+    if (e.target.type === "checkbox") {
+      // Keys act on the member whose tick box has the keyboard focus.
+      const owner = members.indexOf(e.target.closest(".member"));
+      if (owner >= 0 && owner !== focus) setFocus(owner);
+    }
     const overlayOpen = !viewer.hidden || !pair.hidden || !help.hidden;
     if (e.key === "Escape") { closeAll(); return; }
     if (overlayOpen && !["ArrowRight", "ArrowLeft", "j", "k", "v", "Enter"].includes(e.key)) { if (e.key === "?") closeAll(); return; }
@@ -108,7 +115,7 @@
       s: () => submit("similar"),
       r: () => submit("reject"),
       n: () => submit("skip"),
-      u: () => document.getElementById("undo-form").submit(),
+      u: () => { if (!submitting) { submitting = true; document.getElementById("undo-form").submit(); } },
       "?": () => { closeAll(); help.hidden = false; },
       "]": () => { const a = document.getElementById("next-proposal"); if (a) location.href = a.href; },
       "[": () => { const a = document.getElementById("prev-proposal"); if (a) location.href = a.href; },
