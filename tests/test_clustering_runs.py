@@ -17,7 +17,7 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
 from annotations.importer import import_collection
-from annotations.models import Artwork, Connection
+from annotations.models import Artwork, Connection, ConnectionDecision
 from clustering.algorithms import ClusteringParams
 from clustering.layouts import compute_layout
 from clustering.models import ClusteringRun, Proposal, ProposalMember, ProposalStatus
@@ -266,3 +266,44 @@ def test_maps_of_successive_rounds_stay_aligned(collection):
     aligned_shift = np.linalg.norm(second.similarity - first.similarity, axis=1).mean()
     fresh_shift = np.linalg.norm(fresh.similarity - first.similarity, axis=1).mean()
     assert aligned_shift < 0.5 * fresh_shift  # started from and aligned to round 1: the map stays put
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_reviewers_at_the_same_moment_lose_nothing(collection):  # noqa: F811
+    """Two threads (two database connections) decide the same proposal at once: one decision wins whole,
+    the other is told, and no pair is written twice."""
+    import threading
+
+    from django.db import connection as default_connection
+
+    run = run_clustering(collection, ClusteringParams())
+    proposal = proposal_with(GROUPS["G1"], run)
+    users = [User.objects.create_user("first"), User.objects.create_user("second")]
+    outcomes: dict[str, str] = {}
+    start = threading.Barrier(2)
+
+    def review(user, action):
+        try:
+            start.wait()
+            decide(proposal.pk, action, user)
+            outcomes[user.username] = "decided"
+        except AlreadyDecided:
+            outcomes[user.username] = "told"
+        finally:
+            default_connection.close()
+
+    threads = [
+        threading.Thread(target=review, args=(users[0], "confirm")),
+        threading.Thread(target=review, args=(users[1], "reject")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes.values()) == ["decided", "told"]
+    proposal.refresh_from_db()
+    winner = proposal.decided_by.username
+    assert outcomes[winner] == "decided"
+    written = ConnectionDecision.objects.filter(context__proposal=proposal.pk)
+    assert written.exists() and {d.user.username for d in written} == {winner}
+    assert {d.type for d in written} == ({"POSITIVE"} if winner == "first" else {"NEGATIVE"})
