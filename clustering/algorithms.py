@@ -188,6 +188,19 @@ def run_hdbscan(unit: np.ndarray, params: ClusteringParams) -> Clustering:
     return Clustering(labels, strength, confidences(labels, strength))
 
 
+def neighbour_graph(
+    vectors: np.ndarray,
+    params: ClusteringParams,
+    graph: NeighbourGraph | None = None,
+    progress: Progress = _no_progress,
+) -> NeighbourGraph:
+    """`graph` when it covers `params.max_eps` for these vectors, else a new one (after PCA, if asked)."""
+    if graph is not None and graph.radius >= params.max_eps and graph.size == len(vectors):
+        return graph
+    unit = reduce_dimensions(vectors, params.pca)
+    return radius_graph(unit, params.max_eps, unit=unit, progress=progress)
+
+
 def cluster(
     vectors: np.ndarray,
     params: ClusteringParams,
@@ -202,9 +215,7 @@ def cluster(
     """
     params = params.resolved()
     if params.needs_graph:
-        if graph is None or graph.radius < params.max_eps or graph.size != len(vectors):
-            unit = reduce_dimensions(vectors, params.pca)
-            graph = radius_graph(unit, params.max_eps, unit=unit, progress=lambda f, m: progress(0.8 * f, m))
+        graph = neighbour_graph(vectors, params, graph, progress=lambda f, m: progress(0.8 * f, m))
         progress(0.85, f"{params.algorithm}: ordering {graph.size:,} points")
         result = run_optics(graph, params) if params.algorithm == "optics" else run_dbscan(graph, params)
     else:

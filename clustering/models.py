@@ -15,6 +15,12 @@ class Algorithm(models.TextChoices):
     MANUAL = "manual", "Selected by hand"
 
 
+class ClusteringRunQuerySet(models.QuerySet):
+    def automatic(self) -> ClusteringRunQuerySet:
+        """Runs of an algorithm; not the one-proposal runs of a selection made by hand on the map."""
+        return self.exclude(algorithm=Algorithm.MANUAL)
+
+
 class ClusteringRun(models.Model):
     """One clustering of the signatures of `model_version`; per-artwork labels live in `assignments_file`."""
 
@@ -35,6 +41,8 @@ class ClusteringRun(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ClusteringRunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-pk"]

@@ -26,6 +26,7 @@ large component do not crowd out the rest (diversity); ties go to the larger clu
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -51,6 +52,9 @@ class Knowledge:
     def pair_known(self, a: int, b: int) -> bool:
         ca, cb = self.component_of.get(a), self.component_of.get(b)
         return (ca is not None and ca == cb) or canonical(a, b) in self.decided
+
+    def component_sizes(self) -> dict[int, int]:
+        return dict(Counter(self.component_of.values()))
 
     def unit(self, artwork: int) -> tuple[str, int]:
         """What linking `artwork` would link: its whole known component, or the artwork alone."""

@@ -30,10 +30,10 @@ from jobs.progress import ProgressCallback, no_progress
 from training import signature_store
 from training.models import ModelVersion
 
-from .algorithms import Clustering, ClusteringParams, Preview, cluster, size_histogram
+from .algorithms import Clustering, ClusteringParams, Preview, cluster, neighbour_graph, size_histogram
 from .layouts import Layout, compute_layout
 from .metrics import component_scores
-from .models import ClusteringRun, Proposal, ProposalMember
+from .models import Algorithm, ClusteringRun, Proposal, ProposalMember
 from .neighbours import NeighbourGraph
 from .proposals import KINDS, Knowledge, draft, review_order
 
@@ -83,8 +83,18 @@ def cached_graph(
     path = graph_path(version, rows, params.pca)
     if not params.needs_graph or not path.exists():
         return None
-    graph = NeighbourGraph.load(path)
-    return graph if graph.radius >= params.max_eps and graph.size == len(rows.ids) else None
+    return NeighbourGraph.load(path)
+
+
+def graph_for(
+    version: ModelVersion, rows: SignatureRows, params: ClusteringParams, progress=lambda f, m: None
+) -> NeighbourGraph:
+    """The cached neighbour graph of these artworks when it covers max_eps; otherwise a new one, cached."""
+    cached = cached_graph(version, rows, params)
+    graph = neighbour_graph(rows.vectors, params, cached, progress=progress)
+    if graph is not cached:
+        graph.save(graph_path(version, rows, params.pca))
+    return graph
 
 
 def clustered(
@@ -94,10 +104,10 @@ def clustered(
     progress: ProgressCallback = no_progress,
 ) -> Clustering:
     """Cluster, reusing the cached neighbour graph of these artworks and caching a new one."""
-    graph = cached_graph(version, rows, params)
-    result, used = cluster(rows.vectors, params, graph=graph, progress=progress)
-    if used is not None and used is not graph:
-        used.save(graph_path(version, rows, params.pca))
+    graph = (
+        graph_for(version, rows, params, lambda f, m: progress(0.8 * f, m)) if params.needs_graph else None
+    )
+    result, _ = cluster(rows.vectors, params, graph=graph, progress=progress)
     return result
 
 
@@ -183,9 +193,7 @@ def run_clustering(
     scores["already_known"] = already_known
     scores["proposals"] = {kind: sum(1 for d in ordered if d.kind == kind) for kind in KINDS}
     progress(0.93, f"storing {len(ordered)} proposals")
-    component_sizes: dict[int, int] = {}
-    for component in known.component_of.values():
-        component_sizes[component] = component_sizes.get(component, 0) + 1
+    component_sizes = known.component_sizes()
     path: Path | None = None
     try:
         with transaction.atomic():
@@ -265,13 +273,11 @@ def proposal_from_selection(version: ModelVersion, artwork_ids: Sequence[int], u
     proposal = draft(0, ids, [1.0] * len(ids), 1.0, known)
     if proposal is None:
         raise ValueError("every pair of these artworks is already decided: nothing to review")
-    sizes: dict[int, int] = {}
-    for component in known.component_of.values():
-        sizes[component] = sizes.get(component, 0) + 1
+    sizes = known.component_sizes()
     with transaction.atomic():
         run = ClusteringRun.objects.create(
             model_version=version,
-            algorithm="manual",
+            algorithm=Algorithm.MANUAL,
             params={"selected": len(ids)},
             artwork_count=len(ids),
             cluster_count=1,
@@ -339,14 +345,7 @@ def preview_clustering(
 
     params = params.resolved()
     rows = signatures_of(version, collections)
-    graph = cached_graph(version, rows, params)
-    if params.needs_graph and graph is None:
-        from .algorithms import reduce_dimensions
-        from .neighbours import radius_graph
-
-        unit = reduce_dimensions(rows.vectors, params.pca)
-        graph = radius_graph(unit, params.max_eps, unit=unit)
-        graph.save(graph_path(version, rows, params.pca))
+    graph = graph_for(version, rows, params) if params.needs_graph else None
     return preview(rows.vectors, params, graph=graph)
 
 
@@ -377,7 +376,7 @@ def export_clusters(run: ClusteringRun, out: Path) -> int:
 
 def resolve_run(name: str) -> ClusteringRun:
     if name == "latest":
-        run = ClusteringRun.objects.exclude(algorithm="manual").order_by("-pk").first()
+        run = ClusteringRun.objects.automatic().order_by("-pk").first()
         if run is None:
             raise ClusteringRun.DoesNotExist("no clustering run yet")
         return run
@@ -389,7 +388,7 @@ def resolve_run(name: str) -> ClusteringRun:
 
 def follow_up_params() -> ClusteringParams:
     """After a new round: the latest run's algorithm and parameters (a curator's choice), else defaults."""
-    last = ClusteringRun.objects.exclude(algorithm="manual").order_by("-pk").first()
+    last = ClusteringRun.objects.automatic().order_by("-pk").first()
     if last is None:
         return ClusteringParams()
     known = ClusteringParams.__dataclass_fields__

@@ -23,7 +23,7 @@ def params_from(job_params: dict) -> ClusteringParams:
 
 @job_handler("cluster")
 def cluster_job(job, progress, log) -> dict:
-    from .runs import run_clustering
+    from .runs import run_clustering, summary
 
     version = resolve_version(job.params.get("model", "active"))
     run = run_clustering(
@@ -35,8 +35,6 @@ def cluster_job(job, progress, log) -> dict:
         progress=progress,
         log=log,
     )
-    from .runs import summary
-
     return {"summary": summary(run), "run": run.pk, "version": version.number, "metrics": run.metrics}
 
 

@@ -40,12 +40,7 @@ def current_run(request: HttpRequest) -> ClusteringRun | None:
             return ClusteringRun.objects.select_related("model_version").get(pk=int(run_id))
         except (ValueError, ClusteringRun.DoesNotExist):
             raise Http404("no such clustering run") from None
-    return (
-        ClusteringRun.objects.select_related("model_version")
-        .exclude(algorithm="manual")
-        .order_by("-pk")
-        .first()
-    )
+    return ClusteringRun.objects.select_related("model_version").automatic().order_by("-pk").first()
 
 
 def queue_filter(request: HttpRequest) -> tuple[str, str]:
@@ -371,7 +366,7 @@ def map_json(request: HttpRequest, number: int) -> JsonResponse:
     layout = load_layout(version)
     if layout is None:
         return JsonResponse({"error": f"{version.label} has no map yet: run compute_layout"}, status=404)
-    run = version.clustering_runs.exclude(algorithm="manual").order_by("-pk").first()
+    run = version.clustering_runs.automatic().order_by("-pk").first()
     cluster_of = {}
     if run is not None and run.assignments_file:
         ids, labels, _ = load_assignments(run)

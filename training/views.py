@@ -15,17 +15,18 @@ from django.views.decorators.http import require_GET, require_http_methods
 from annotations.connection_types import CONNECTION_TYPES
 from annotations.models import Artwork, Connection
 
-from .models import ModelVersion, active_version
+from .models import ModelVersion, resolve_version
 from .search import nearest_to_artwork, nearest_to_vector, signature_of_image
 
 TOP_K = 24
 
 
 def pick_version(value: str | None) -> ModelVersion | None:
-    if not value or value == "active":
-        return active_version()
-    digits = value[1:] if value.lower().startswith("v") else value
-    return ModelVersion.objects.filter(number=int(digits)).first() if digits.isdigit() else None
+    """`resolve_version` for a page: None (shown as "no model version") instead of an error."""
+    try:
+        return resolve_version(value or "active")
+    except ModelVersion.DoesNotExist:
+        return None
 
 
 def with_artworks(hits, source_id: int | None = None) -> list[dict]:

@@ -28,7 +28,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "jobs": Job.objects.select_related("created_by")[:8],
         "model_versions": ModelVersion.objects.select_related("parent", "created_by")[:6],
         "last_run": ClusteringRun.objects.select_related("model_version")
-        .exclude(algorithm="manual")
+        .automatic()
         .annotate(open_count=Count("proposals", filter=Q(proposals__status="open")))
         .order_by("-pk")
         .first(),

@@ -7,6 +7,7 @@ from jobs.models import JobState
 from training.models import ModelVersion, resolve_version
 
 from ...algorithms import ALGORITHMS, ClusteringParams
+from ...tasks import PARAM_NAMES
 
 
 class Command(BaseCommand):
@@ -32,8 +33,7 @@ class Command(BaseCommand):
         add_worker_arguments(parser)
 
     def handle(self, *args, **options) -> None:
-        names = ("max_eps", "min_samples", "xi", "min_cluster_size", "pca")
-        given = {name: options[name] for name in names if options[name] is not None}
+        given = {name: options[name] for name in PARAM_NAMES if options[name] is not None}
         params = ClusteringParams(algorithm=options["algorithm"], **given)
         try:
             params.resolved()
