@@ -168,16 +168,6 @@ def refresh_splits() -> list[SplitChange]:
     return changes
 
 
-def record_decision(
-    first: Artwork, second: Artwork, type_code: str, *, source: str, user=None, **context
-) -> ApplyReport:
-    """One decision by a person (review UI, artwork page)."""
-    with transaction.atomic():
-        return apply_statements(
-            [Statement(first.pk, second.pk, type_code, context=context)], source=source, user=user
-        )
-
-
 def retract(decisions: Sequence[ConnectionDecision], user) -> int:
     """Take back `decisions` (an undo): record a Retraction for each and restore each pair's state.
 

@@ -24,12 +24,14 @@ from django.conf import settings
 from django.db import transaction
 
 from jobs.progress import ProgressCallback, no_progress
+from workbench import paths
+from workbench.paths import image_relpath, thumbnail_relpath
 
 from .connections import Statement, apply_statements, chunks, derived_uid
 from .csvformats import ConnectionRow, MetadataRow, Problem, read_connections, read_metadata
 from .images import ImageInfo, ImageProblem, process_image
 from .models import Artwork, Collection, ConnectionDecision, DecisionSource, ImportRecord, canonical_pair
-from .storage import image_relpath, place_file, thumbnail_relpath
+from .storage import place_file
 
 ARTWORK_FIELDS = (
     "title",
@@ -236,7 +238,7 @@ def import_collection(
     images_dir, metadata_csv = Path(images_dir), Path(metadata_csv)
     connections_csv = Path(connections_csv) if connections_csv else None
     collection_name = (collection_name or images_dir.resolve().name).strip()
-    data_dir: Path = settings.DATA_DIR
+    data_dir: Path = paths.root()
     problems: list[Problem] = []
     if not images_dir.is_dir():
         problems.append(Problem(str(images_dir), None, "images folder not found"))

@@ -96,12 +96,12 @@ class Artwork(models.Model):
 
     @property
     def image_relpath(self) -> str:
-        from .storage import image_relpath
+        from workbench.paths import image_relpath
 
         return image_relpath(self.image_sha256, self.image_ext)
 
     def thumbnail_relpath(self, size: str) -> str:
-        from .storage import thumbnail_relpath
+        from workbench.paths import thumbnail_relpath
 
         return thumbnail_relpath(self.image_sha256, size)
 

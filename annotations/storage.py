@@ -1,7 +1,6 @@
-"""Content-addressed files under the data directory (plain module, no Django).
+"""Writing files safely (plain module, no Django): atomic writes and content-addressed placement.
 
-images/<sha[:2]>/<sha>.<ext>   the imported file, byte for byte
-thumbs/<size>/<sha[:2]>/<sha>.jpg   derived once per image content and size
+Where files go is `workbench.paths` (images and thumbnails are named by their content's hash there).
 Writes are atomic (temporary file in the same folder, then rename), so a killed process never
 leaves a half-written file under a final name.
 """
@@ -13,14 +12,6 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
-
-
-def image_relpath(sha256: str, ext: str) -> str:
-    return f"images/{sha256[:2]}/{sha256}.{ext}"
-
-
-def thumbnail_relpath(sha256: str, size: str) -> str:
-    return f"thumbs/{size}/{sha256[:2]}/{sha256}.jpg"
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:

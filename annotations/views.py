@@ -3,7 +3,6 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -14,12 +13,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from workbench import paths
+
 from .connection_types import normalise_type
 from .connections import Statement, apply_statements
 from .exporting import write_connections_csv
 from .models import Artwork, Collection, Connection, DecisionSource
-
-SERVED_FOLDERS = ("images", "thumbs")
 
 
 @login_required
@@ -103,9 +102,9 @@ def export_connections_csv(request: HttpRequest) -> HttpResponse:
 def data_file(request: HttpRequest, relpath: str) -> FileResponse:
     """Images and thumbnails, for logged-in users only (collections may not be public)."""
     parts = Path(relpath).parts
-    if not parts or parts[0] not in SERVED_FOLDERS or ".." in parts:
+    if not parts or parts[0] not in paths.SERVED_FOLDERS or ".." in parts:
         raise Http404("no such file")
-    path = settings.DATA_DIR / relpath
+    path = paths.absolute(relpath)
     if not path.is_file():
         raise Http404("no such file")
     response = FileResponse(open(path, "rb"))

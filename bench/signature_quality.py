@@ -106,12 +106,12 @@ def import_peopleart(folder: Path, data: Path, sources: int, seed: int) -> dict[
 def ground_truth_metrics(folder: Path, numbers: list[int]) -> dict[str, Any]:
     """Both versions against the demo's full ground truth (see the module docstring for the query sets)."""
     import numpy as np
-    from django.conf import settings
 
     from annotations.models import Artwork
     from annotations.splits import connected_components
     from training import signature_store
     from training.metrics import evaluate_retrieval
+    from workbench import paths
 
     with open(folder / "ground_truth.csv", newline="") as handle:
         gt = [(row["img1"], row["img2"]) for row in csv.DictReader(handle)]
@@ -135,7 +135,7 @@ def ground_truth_metrics(folder: Path, numbers: list[int]) -> dict[str, Any]:
         "gt_test_components_mixed_left_out": mixed,
     }
     for number in numbers:
-        stored = signature_store.load(settings.DATA_DIR, number)
+        stored = signature_store.load(paths.signatures_folder(number))
         ids = [external[pk] for pk in stored.ids]
         row = {art: index for index, art in enumerate(ids)}
         partners: dict[int, set[int]] = {}

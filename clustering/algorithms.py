@@ -20,10 +20,13 @@ fitted on the signatures being clustered) is followed by a new L2 normalisation.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
+
+from jobs.progress import no_progress
 
 from .neighbours import NeighbourGraph, normalise, radius_graph
 from .optics import check_parameters, optics
@@ -40,10 +43,6 @@ DEFAULTS: dict[str, dict] = {
 Progress = Callable[[float, str], None]
 
 
-def _no_progress(fraction: float, message: str) -> None:
-    pass
-
-
 @dataclass
 class ClusteringParams:
     algorithm: str = "optics"
@@ -53,12 +52,40 @@ class ClusteringParams:
     min_cluster_size: int | None = None
     pca: int | None = None  # number of components, None = raw signatures
 
+    @classmethod
+    def tunable(cls) -> dict[str, type]:
+        """Every parameter a user may set, with its type: the command, the job and the web form read this."""
+        hints = typing.get_type_hints(cls)
+        return {
+            f.name: next(t for t in typing.get_args(hints[f.name]) if t is not type(None))
+            for f in fields(cls)
+            if f.name != "algorithm"
+        }
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, object]) -> ClusteringParams:
+        """From a job's params, a command's options or a form: the parameters given (not None or blank),
+        text cast to each one's type (ValueError when it is not a number of that type)."""
+        given = {}
+        for name, kind in cls.tunable().items():
+            value = values.get(name)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                continue
+            given[name] = kind(value.strip()) if isinstance(value, str) else value
+        return cls(algorithm=str(values.get("algorithm") or "optics"), **given)
+
+    def given(self) -> dict:
+        """The tunable parameters that are set (for a job's params)."""
+        return {name: getattr(self, name) for name in self.tunable() if getattr(self, name) is not None}
+
     def resolved(self) -> ClusteringParams:
         """Defaults of the algorithm filled in, and every value checked (ValueError names the bad one)."""
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"unknown algorithm {self.algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
         values = {**DEFAULTS[self.algorithm]}
-        for key in ("max_eps", "min_samples", "xi", "min_cluster_size"):
+        for key in self.tunable():
+            if key == "pca":
+                continue
             given = getattr(self, key)
             if given is not None:
                 if key not in values:
@@ -192,7 +219,7 @@ def neighbour_graph(
     vectors: np.ndarray,
     params: ClusteringParams,
     graph: NeighbourGraph | None = None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> NeighbourGraph:
     """`graph` when it covers `params.max_eps` for these vectors, else a new one (after PCA, if asked)."""
     if graph is not None and graph.radius >= params.max_eps and graph.size == len(vectors):
@@ -206,7 +233,7 @@ def cluster(
     params: ClusteringParams,
     *,
     graph: NeighbourGraph | None = None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> tuple[Clustering, NeighbourGraph | None]:
     """Cluster `vectors` (rows = signatures) and return the clustering and the neighbour graph it used.
 

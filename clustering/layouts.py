@@ -18,13 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from jobs.progress import no_progress
+
 from .neighbours import normalise
 
 Progress = Callable[[float, str], None]
-
-
-def _no_progress(fraction: float, message: str) -> None:
-    pass
 
 
 @dataclass
@@ -101,7 +99,7 @@ def compute_layout(
     previous: Layout | None = None,
     *,
     seed: int = 0,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> Layout:
     unit = normalise(vectors)
     old_similarity = {a: previous.similarity[i] for i, a in enumerate(previous.ids)} if previous else {}

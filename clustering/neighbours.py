@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jobs.progress import no_progress
+
 # faiss computes 1 − cosine in float32: about 1e-7 of error, so anything this close to the radius is
 # fetched and re-scored in float64 before it is kept or dropped.
 FLOAT32_SLACK = 1e-4
@@ -30,10 +32,6 @@ PROBE_SIZE = 1000
 MAX_EDGES = 150_000_000  # about 2.4 GB of indices and distances
 
 Progress = Callable[[float, str], None]
-
-
-def _no_progress(fraction: float, message: str) -> None:
-    pass
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:
@@ -137,7 +135,7 @@ def radius_graph(
     radius: float,
     *,
     index: str = "flat",
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     unit: np.ndarray | None = None,
 ) -> NeighbourGraph:
     """All pairs with cosine distance <= `radius`, found with faiss and re-scored in float64.

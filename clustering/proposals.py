@@ -1,6 +1,6 @@
 """From clusters to review proposals: what is new about each, and the order to review them (plain module).
 
-Each cluster is compared with what historians already know:
+Each cluster is compared with what historians already know (`annotations.knowledge`):
 - a pair of members is *known* when it has a decision of any type (POSITIVE, DUPLICATE, SIMILAR, NEGATIVE)
   or when both members lie in the same known component (POSITIVE/DUPLICATE links, transitively);
 - a pair is *rejected* when its current decision is NEGATIVE. Rejected pairs are listed on the proposal and
@@ -26,60 +26,17 @@ large component do not crowd out the rest (diversity); ties go to the larger clu
 from __future__ import annotations
 
 import heapq
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 
+import numpy as np
+
+from annotations.knowledge import Knowledge, canonical
+
 NEW_GROUP, EXTENDS, MERGES, CONTAINS_REJECTED = "new_group", "extends", "merges", "contains_rejected"
 KINDS = (NEW_GROUP, EXTENDS, MERGES, CONTAINS_REJECTED)
 DIVERSITY_DISCOUNT = 0.5
-
-
-def canonical(a: int, b: int) -> tuple[int, int]:
-    return (a, b) if a < b else (b, a)
-
-
-@dataclass
-class Knowledge:
-    """What the database knows: component of each linked artwork, decided pairs and rejected pairs."""
-
-    component_of: Mapping[int, int]
-    decided: set[tuple[int, int]]
-    rejected: set[tuple[int, int]]
-    _rejected_by_unit: dict | None = field(default=None, repr=False)
-
-    def pair_known(self, a: int, b: int) -> bool:
-        ca, cb = self.component_of.get(a), self.component_of.get(b)
-        return (ca is not None and ca == cb) or canonical(a, b) in self.decided
-
-    def component_sizes(self) -> dict[int, int]:
-        return dict(Counter(self.component_of.values()))
-
-    def unit(self, artwork: int) -> tuple[str, int]:
-        """What linking `artwork` would link: its whole known component, or the artwork alone."""
-        component = self.component_of.get(artwork)
-        return ("component", component) if component is not None else ("artwork", artwork)
-
-    def rejected_within(self, members: Iterable[int]) -> list[tuple[int, int]]:
-        """Rejected pairs that linking all `members` would put into one component.
-
-        Not only pairs among the members: linking two members also joins their known components, so a
-        NEGATIVE pair between any artworks of those components would end up linked through them.
-        """
-        if self._rejected_by_unit is None:
-            self._rejected_by_unit = {}
-            for pair in self.rejected:
-                for end in pair:
-                    self._rejected_by_unit.setdefault(self.unit(end), []).append(pair)
-        units = {self.unit(m) for m in members}
-        found = {
-            pair
-            for unit in units
-            for pair in self._rejected_by_unit.get(unit, ())
-            if self.unit(pair[0]) in units and self.unit(pair[1]) in units
-        }
-        return sorted(found)
 
 
 @dataclass
@@ -163,3 +120,33 @@ def review_order(drafts: Iterable[Draft]) -> list[Draft]:
         for component in d.components:
             seen_components[component] = seen_components.get(component, 0) + 1
     return ordered
+
+
+def drafts_from_clusters(
+    ids: Sequence[int],
+    labels: np.ndarray,
+    strength: np.ndarray,
+    confidence: Mapping[int, float],
+    knowledge: Knowledge,
+) -> tuple[list[Draft], int]:
+    """The proposals of a clustering in review order, and how many clusters said nothing new.
+
+    `labels` and `strength` are per row of `ids` (-1 = noise); `confidence` is per cluster label.
+    """
+    members_of: dict[int, list[int]] = {}
+    for row in np.flatnonzero(np.asarray(labels) >= 0):
+        members_of.setdefault(int(labels[row]), []).append(int(row))
+    drafts, already_known = [], 0
+    for label, rows in sorted(members_of.items()):
+        proposal = draft(
+            label,
+            [ids[r] for r in rows],
+            [float(strength[r]) for r in rows],
+            confidence.get(label, 0.0),
+            knowledge,
+        )
+        if proposal is None:
+            already_known += 1
+        else:
+            drafts.append(proposal)
+    return review_order(drafts), already_known

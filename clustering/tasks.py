@@ -7,23 +7,19 @@ from training.models import resolve_version
 
 from .algorithms import ClusteringParams
 
-PARAM_NAMES = ("max_eps", "min_samples", "xi", "min_cluster_size", "pca")
-
 
 def params_from(job_params: dict) -> ClusteringParams:
     from .runs import follow_up_params
 
     if not job_params.get("algorithm"):
         return follow_up_params()  # chained after a round: the curator's last choice, else the defaults
-    return ClusteringParams(
-        algorithm=job_params["algorithm"],
-        **{name: job_params[name] for name in PARAM_NAMES if job_params.get(name) is not None},
-    )
+    return ClusteringParams.from_values(job_params)
 
 
 @job_handler("cluster")
 def cluster_job(job, progress, log) -> dict:
-    from .runs import run_clustering, summary
+    from .reports import summary
+    from .runs import run_clustering
 
     version = resolve_version(job.params.get("model", "active"))
     run = run_clustering(
@@ -40,7 +36,7 @@ def cluster_job(job, progress, log) -> dict:
 
 @job_handler("compute_layout")
 def compute_layout_job(job, progress, log) -> dict:
-    from .runs import compute_layout_for
+    from .maps import compute_layout_for
 
     version = resolve_version(job.params.get("model", "active"))
     layout = compute_layout_for(version, progress=progress, log=log)

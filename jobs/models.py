@@ -99,12 +99,6 @@ class Job(models.Model):
     def is_active(self) -> bool:
         return self.state in ACTIVE_STATES
 
-    @property
-    def duration(self) -> timedelta | None:
-        if not self.started_at:
-            return None
-        return (self.finished_at or timezone.now()) - self.started_at
-
     def as_progress_dict(self) -> dict:
         return {
             "id": self.pk,

@@ -1,4 +1,4 @@
-"""Running a job: in a Celery worker (`jobs.tasks.run_job`) or inline from a command.
+"""Running a job: in a Celery worker (the `jobs.run_job` task of `jobs.tasks`) or inline from a command.
 
 `JobMonitor` is a thread with its own database connection. The job's code only hands it the
 latest progress; the thread writes it, the heartbeat and the log, and reads the cancel flag.
@@ -23,6 +23,10 @@ from .progress import JobCancelled, ProgressSink, ProgressTracker
 from .registry import get_handler
 
 logger = logging.getLogger(__name__)
+
+# The Celery task that runs a job row (`jobs.tasks.run_job`). Sent by name, so that this module does not
+# import the tasks module that imports it.
+RUN_JOB_TASK = "jobs.run_job"
 
 
 class JobMonitor(threading.Thread):
@@ -173,10 +177,11 @@ def create_follow_up(job: Job, result: dict, how: str) -> Job | None:
 
 
 def send_to_worker(job: Job) -> None:
-    from .tasks import run_job
+    from celery import current_app
 
     def send() -> None:
-        async_result = run_job.delay(job.pk)
+        # The registered task object, not `send_task`: `.delay` honours CELERY_TASK_ALWAYS_EAGER.
+        async_result = current_app.tasks[RUN_JOB_TASK].delay(job.pk)
         Job.objects.filter(pk=job.pk).update(celery_task_id=async_result.id or "")
 
     transaction.on_commit(send)

@@ -8,12 +8,11 @@ from celery import shared_task
 
 from .models import Job
 from .registry import job_handler
+from .runner import RUN_JOB_TASK, execute
 
 
-@shared_task(name="jobs.run_job")
+@shared_task(name=RUN_JOB_TASK)
 def run_job(job_id: int) -> None:
-    from .runner import execute
-
     try:
         job = Job.objects.get(pk=job_id)
     except Job.DoesNotExist:

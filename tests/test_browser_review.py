@@ -13,8 +13,9 @@ from playwright.sync_api import expect
 
 from annotations.models import Connection, ConnectionDecision
 from clustering.algorithms import ClusteringParams
+from clustering.maps import compute_layout_for
 from clustering.models import Proposal, ProposalStatus
-from clustering.runs import compute_layout_for, run_clustering
+from clustering.runs import run_clustering
 from jobs.models import Job, JobState
 from training.rounds import create_round_zero
 from training.trainer import TrainConfig

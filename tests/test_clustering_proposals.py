@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from annotations.knowledge import Knowledge
 from clustering.proposals import (
     CONTAINS_REJECTED,
     EXTENDS,
     MERGES,
     NEW_GROUP,
-    Knowledge,
     draft,
     review_order,
 )

@@ -13,8 +13,9 @@ from PIL import Image
 
 from annotations.models import Connection, ConnectionDecision, Retraction
 from clustering.algorithms import ClusteringParams
+from clustering.maps import compute_layout_for
 from clustering.models import ClusteringRun, Proposal, ProposalStatus
-from clustering.runs import compute_layout_for, run_clustering
+from clustering.runs import run_clustering
 from jobs.models import Job
 from workbench.roles import CURATORS
 
@@ -41,21 +42,21 @@ def test_every_page_needs_a_login(run):
     proposal = run.proposals.first()
     anonymous = Client()
     for url in [
-        reverse("clustering:queue"),
-        reverse("clustering:review", args=[proposal.pk]),
-        reverse("clustering:rounds"),
+        reverse("review:queue"),
+        reverse("review:review", args=[proposal.pk]),
+        reverse("training:rounds"),
         reverse("clustering:map"),
         reverse("clustering:map_json", args=[0]),
         reverse("clustering:run_proposals_json", args=[run.pk]),
-        reverse("clustering:decisions_json"),
+        reverse("review:decisions_json"),
         reverse("training:search"),
         reverse("training:neighbours", args=[pk(0)]),
     ]:
         response = anonymous.get(url)
         assert response.status_code == 302 and "/login/" in response["Location"], url
     for url, data in [
-        (reverse("clustering:decide", args=[proposal.pk]), {"action": "reject"}),
-        (reverse("clustering:undo"), {}),
+        (reverse("review:decide", args=[proposal.pk]), {"action": "reject"}),
+        (reverse("review:undo"), {}),
         (reverse("annotations:link", args=[pk(5)]), {"other": pk(6), "type": "NEGATIVE"}),
         (reverse("clustering:lasso"), {}),
     ]:
@@ -67,25 +68,25 @@ def test_every_page_needs_a_login(run):
 def test_annotators_review_but_only_curators_start_rounds_and_promote(run):
     annotator, _ = client_for("annotator")
     curator, _ = client_for("curator", curator=True)
-    assert annotator.post(reverse("clustering:start_round")).status_code == 403
+    assert annotator.post(reverse("training:start_round")).status_code == 403
     assert annotator.post(reverse("clustering:start_clustering"), {"algorithm": "dbscan"}).status_code == 403
-    assert annotator.post(reverse("clustering:promote", args=[0])).status_code == 403
+    assert annotator.post(reverse("training:promote", args=[0])).status_code == 403
     assert not Job.objects.exists()
-    page = annotator.get(reverse("clustering:rounds")).content.decode()
+    page = annotator.get(reverse("training:rounds")).content.decode()
     assert "Start round" not in page and "Promote" not in page  # no button that would only say "forbidden"
-    assert "Start round" in curator.get(reverse("clustering:rounds")).content.decode()
-    response = curator.post(reverse("clustering:start_round"), {"epochs": "2"})
+    assert "Start round" in curator.get(reverse("training:rounds")).content.decode()
+    response = curator.post(reverse("training:start_round"), {"epochs": "2"})
     job = Job.objects.get()
     assert response.status_code == 302 and job.kind == "train_round" and job.params["epochs"] == 2
     assert [step["kind"] for step in job.params["then"]] == ["cluster", "compute_layout"]
-    assert curator.post(reverse("clustering:start_round"), {"epochs": "0"}).status_code == 302
+    assert curator.post(reverse("training:start_round"), {"epochs": "0"}).status_code == 302
     assert Job.objects.count() == 1  # refused with a message
 
 
 def test_decisions_need_the_csrf_token(run):
     client, _ = client_for("historian", enforce_csrf_checks=True)
     proposal = proposal_with(GROUPS["G2"], run)
-    response = client.post(reverse("clustering:decide", args=[proposal.pk]), {"action": "reject"})
+    response = client.post(reverse("review:decide", args=[proposal.pk]), {"action": "reject"})
     assert response.status_code == 403
     assert Proposal.objects.get(pk=proposal.pk).status == ProposalStatus.OPEN
 
@@ -95,23 +96,21 @@ def test_confirm_then_next_then_undo(run):
     first = run.proposals.order_by("rank").first()
     members = list(first.members.values_list("artwork_id", flat=True))
     response = client.post(
-        reverse("clustering:decide", args=[first.pk]), {"action": "confirm", "members": members}
+        reverse("review:decide", args=[first.pk]), {"action": "confirm", "members": members}
     )
     second = run.proposals.filter(status=ProposalStatus.OPEN).order_by("rank").first()
-    assert response.status_code == 302 and response["Location"] == reverse(
-        "clustering:review", args=[second.pk]
-    )
+    assert response.status_code == 302 and response["Location"] == reverse("review:review", args=[second.pk])
     created = ConnectionDecision.objects.filter(context__proposal=first.pk)
     assert created.count() >= 1 and all(d.user == user and d.type == "POSITIVE" for d in created)
     assert all(d.context["run"] == run.pk and d.context["model_version"] == 0 for d in created)
     before = Connection.objects.count()
 
-    response = client.post(reverse("clustering:undo"))
-    assert response["Location"] == reverse("clustering:review", args=[first.pk])
+    response = client.post(reverse("review:undo"))
+    assert response["Location"] == reverse("review:review", args=[first.pk])
     assert Proposal.objects.get(pk=first.pk).status == ProposalStatus.OPEN
     assert Connection.objects.count() == before - created.count()
     assert Retraction.objects.count() == created.count()  # the history keeps the decisions, marked retracted
-    exported = json.loads(client.get(reverse("clustering:decisions_json")).content)
+    exported = json.loads(client.get(reverse("review:decisions_json")).content)
     assert len(exported) == created.count() and all(d["retracted"] for d in exported)
 
 
@@ -119,9 +118,9 @@ def test_second_reviewer_is_told_what_changed(run):
     first_client, _ = client_for("first")
     second_client, _ = client_for("second")
     proposal = proposal_with(GROUPS["G2"], run)
-    first_client.post(reverse("clustering:decide", args=[proposal.pk]), {"action": "reject"})
+    first_client.post(reverse("review:decide", args=[proposal.pk]), {"action": "reject"})
     response = second_client.post(
-        reverse("clustering:decide", args=[proposal.pk]), {"action": "confirm"}, follow=True
+        reverse("review:decide", args=[proposal.pk]), {"action": "confirm"}, follow=True
     )
     text = response.content.decode()
     assert "first already decided this proposal: wrong cluster" in text and 'id="decided-notice"' in text
@@ -130,7 +129,7 @@ def test_second_reviewer_is_told_what_changed(run):
 
 def test_queue_filters_and_counts(run):
     client, _ = client_for("historian")
-    page = client.get(reverse("clustering:queue") + "?kind=extends").content.decode()
+    page = client.get(reverse("review:queue") + "?kind=extends").content.decode()
     assert (
         'Extends known <span class="count">2</span>' in page
         and 'New group <span class="count">1</span>' in page
@@ -142,9 +141,9 @@ def test_pages_use_a_bounded_number_of_queries(run, django_assert_max_num_querie
     client, _ = client_for("historian")
     proposal = run.proposals.first()
     with django_assert_max_num_queries(14):
-        assert client.get(reverse("clustering:queue")).status_code == 200
+        assert client.get(reverse("review:queue")).status_code == 200
     with django_assert_max_num_queries(14):
-        assert client.get(reverse("clustering:review", args=[proposal.pk])).status_code == 200
+        assert client.get(reverse("review:review", args=[proposal.pk])).status_code == 200
 
 
 def test_map_data_and_lasso_proposal(run, collection):  # noqa: F811
@@ -163,7 +162,7 @@ def test_map_data_and_lasso_proposal(run, collection):  # noqa: F811
     refused = client.post(reverse("clustering:lasso"), json.dumps(known), content_type="application/json")
     assert refused.status_code == 400 and "already decided" in refused.json()["error"]
     # The hand-made run is not "the latest run" of the queue.
-    assert client.get(reverse("clustering:queue")).context["run"].pk == run.pk
+    assert client.get(reverse("review:queue")).context["run"].pk == run.pk
 
 
 def test_neighbours_panel_and_linking_from_it(run):
@@ -229,9 +228,9 @@ def test_upload_search_finds_the_same_picture(collection, settings):  # noqa: F8
 
 def test_undo_never_redirects_to_another_site(run):
     client, _ = client_for("historian")
-    response = client.post(reverse("clustering:undo"), {"back": "https://evil.example/phish"})
-    assert response.status_code == 302 and response["Location"] == reverse("clustering:queue")
-    response = client.post(reverse("clustering:undo"), {"back": "/review/?kind=extends"})
+    response = client.post(reverse("review:undo"), {"back": "https://evil.example/phish"})
+    assert response.status_code == 302 and response["Location"] == reverse("review:queue")
+    response = client.post(reverse("review:undo"), {"back": "/review/?kind=extends"})
     assert response["Location"] == "/review/?kind=extends"
 
 
@@ -240,13 +239,13 @@ def test_undo_is_refused_once_someone_else_decided_about_the_same_artworks(run):
     second, _ = client_for("second")
     g1 = proposal_with(GROUPS["G1"], run)
     members = list(g1.members.values_list("artwork_id", flat=True))
-    first.post(reverse("clustering:decide", args=[g1.pk]), {"action": "confirm", "members": members})
+    first.post(reverse("review:decide", args=[g1.pk]), {"action": "confirm", "members": members})
     # The second historian states one of the same links on the artwork page: it is recorded although the
     # pair is POSITIVE already, so it is theirs too.
     second.post(reverse("annotations:link", args=[pk(3)]), {"other": pk(0), "type": "POSITIVE"})
     a, b = sorted([pk(0), pk(3)])
     assert ConnectionDecision.objects.filter(artwork_a_id=a, artwork_b_id=b, user__username="second").exists()
-    response = first.post(reverse("clustering:undo"), follow=True)
+    response = first.post(reverse("review:undo"), follow=True)
     assert "Someone has decided about these artworks since" in response.content.decode()
     assert Proposal.objects.get(pk=g1.pk).status == ProposalStatus.CONFIRMED
     assert Connection.objects.get(artwork_a_id=a, artwork_b_id=b).type == "POSITIVE"

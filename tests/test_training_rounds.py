@@ -15,7 +15,7 @@ from annotations.importer import import_collection
 from annotations.models import Artwork
 from jobs.models import Job, JobState
 from jobs.runner import enqueue
-from training import signature_store
+from training import signatures
 from training.models import ModelVersion, resolve_version
 from training.rounds import build_gallery, extract_for_version, train_round
 
@@ -51,7 +51,7 @@ def test_first_extraction_creates_round_zero(demo_collection):
         and "EfficientNet" in version.weights_description
         or "lite0" in version.weights_description
     )
-    stored = signature_store.load(settings.DATA_DIR, 0)
+    stored = signatures.load(version)
     assert sorted(stored.ids) == sorted(Artwork.objects.values_list("pk", flat=True))
     assert np.allclose(np.linalg.norm(stored.vectors, axis=1), 1.0, atol=1e-4)
     assert set(version.metrics) == {"val", "test"}

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.core.management.base import CommandError
 
-from . import signature_store
+from . import signature_store, signatures
 from .models import ModelVersion, resolve_version
 
 
@@ -15,7 +14,7 @@ def version_with_signatures(name: str) -> tuple[ModelVersion, signature_store.Si
         version = resolve_version(name)
     except ModelVersion.DoesNotExist as exc:
         raise CommandError(str(exc)) from None
-    stored = signature_store.load(settings.DATA_DIR, version.number)
+    stored = signatures.load(version)
     if stored is None:
         raise CommandError(
             f"{version.label} has no signatures yet: run extract_signatures --model {version.number}"

@@ -69,14 +69,6 @@ class ModelVersion(models.Model):
         return mine is not None and mine >= theirs
 
 
-def round_follow_ups() -> list[dict]:
-    """What runs after new signatures: cluster the active version's signatures, then recompute its map."""
-    return [
-        {"kind": "cluster", "params": {"model": "active"}},
-        {"kind": "compute_layout", "params": {"model": "active"}},
-    ]
-
-
 def active_version() -> ModelVersion | None:
     return ModelVersion.objects.filter(is_active=True).first()
 

@@ -10,19 +10,17 @@ import hashlib
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
-from django.conf import settings
 from django.db import transaction
 
-from annotations.connection_types import LINKING_TYPES
-from annotations.models import Artwork, Connection
-from annotations.splits import connected_components
+from annotations import knowledge as knowledge_store
+from annotations.models import Artwork
 from jobs.progress import ProgressCallback, no_progress
+from workbench import paths
 
-from . import signature_store
+from . import signature_store, signatures
 from .backbones import build_model
 from .models import ModelVersion, active_version
 from .trainer import TrainConfig, TrainingData, atomic_torch_save, evaluate, fit, signatures_for
@@ -46,34 +44,27 @@ def selected_artworks(collections: Sequence[str] | None) -> list[Artwork]:
 
 
 def build_gallery(collections: Sequence[str] | None = None) -> Gallery:
+    """The artworks (of `collections`) as rows, with what historians know about them (`annotations.knowledge`,
+    restricted to pairs inside the selection) turned into the trainer's row-indexed arrays."""
     artworks = selected_artworks(collections)
     row = {artwork.pk: index for index, artwork in enumerate(artworks)}
-    links, similar, negative = [], [], []
-    for a, b, type_code in Connection.objects.values_list("artwork_a_id", "artwork_b_id", "type"):
-        if a not in row or b not in row:
-            continue
-        pair = (row[a], row[b])
-        if type_code in LINKING_TYPES:
-            links.append(pair)
-        elif type_code == "SIMILAR":
-            similar.append(pair)
-        elif type_code == "NEGATIVE":
-            negative.append(pair)
+    known = knowledge_store.load(row.keys())
+    links = [(row[a], row[b]) for a, b in known.links]
     component_of = np.full(len(artworks), -1, dtype=np.int64)
-    for component_id, members in enumerate(connected_components(links)):
-        component_of[members] = component_id
+    for artwork_id, component in known.component_of.items():
+        component_of[row[artwork_id]] = component
     split = np.array([artwork.split for artwork in artworks])
     excluded: dict[int, set[int]] = {}
-    for a, b in similar:
-        excluded.setdefault(a, set()).add(b)
-        excluded.setdefault(b, set()).add(a)
+    for a, b in sorted(known.similar):
+        excluded.setdefault(row[a], set()).add(row[b])
+        excluded.setdefault(row[b], set()).add(row[a])
     negatives: dict[int, list[int]] = {}
-    for a, b in sorted(negative):
+    for a, b in sorted((row[a], row[b]) for a, b in known.rejected):
         negatives.setdefault(a, []).append(b)
         negatives.setdefault(b, []).append(a)
     has_partner = component_of >= 0
     data = TrainingData(
-        paths=[str(settings.DATA_DIR / artwork.image_relpath) for artwork in artworks],
+        paths=[str(paths.absolute(artwork.image_relpath)) for artwork in artworks],
         component_of=component_of,
         train_pairs=[(a, b) for a, b in links if split[a] == "train" and split[b] == "train"],
         pool=np.flatnonzero((split == "train") | (split == "")),
@@ -98,13 +89,9 @@ def connection_set_hash(gallery: Gallery) -> str:
     return digest.hexdigest()
 
 
-def model_path(number: int) -> Path:
-    return settings.DATA_DIR / "models" / f"v{number}.pt"
-
-
 def load_version_model(version: ModelVersion) -> torch.nn.Module:
     model, _ = build_model(version.backbone, "none", None, version.config.get("pooling", "avg"))
-    state = torch.load(settings.DATA_DIR / version.checkpoint, map_location="cpu", weights_only=False)
+    state = torch.load(paths.absolute(version.checkpoint), map_location="cpu", weights_only=False)
     model.load_state_dict(state["model"])
     return model.eval()
 
@@ -130,10 +117,8 @@ def evaluate_vectors(vectors: np.ndarray, gallery: Gallery) -> dict[str, dict]:
 
 
 def store_signatures(version: ModelVersion, gallery: Gallery, vectors: np.ndarray) -> None:
-    signature_store.save(
-        settings.DATA_DIR,
-        version.number,
-        signature_store.SignatureSet([artwork.pk for artwork in gallery.artworks], vectors),
+    signatures.save(
+        version, signature_store.SignatureSet([artwork.pk for artwork in gallery.artworks], vectors)
     )
 
 
@@ -148,7 +133,7 @@ def create_round_zero(
     vectors = signatures_for(
         model, gallery.data.paths, config, progress=lambda f, m: progress(0.05 + 0.9 * f, m)
     )
-    atomic_torch_save({"model": model.state_dict(), "config": asdict(config)}, model_path(0))
+    atomic_torch_save({"model": model.state_dict(), "config": asdict(config)}, paths.model_file(0))
     with transaction.atomic():
         version = ModelVersion.objects.create(
             number=0,
@@ -159,7 +144,7 @@ def create_round_zero(
             config=asdict(config),
             connection_set_hash="",
             metrics=evaluate_vectors(vectors, gallery),
-            checkpoint=str(model_path(0).relative_to(settings.DATA_DIR)),
+            checkpoint=paths.relative(paths.model_file(0)),
             signature_dim=vectors.shape[1],
             created_by=user,
             job=job,
@@ -203,7 +188,7 @@ def train_round(
         }
     if config.backbone == parent.backbone:
         # Continue from the parent's weights (round 0: the pretrained backbone as evaluated).
-        config.weights, config.weights_file = "auto", str(settings.DATA_DIR / parent.checkpoint)
+        config.weights, config.weights_file = "auto", str(paths.absolute(parent.checkpoint))
         origin_kind, origin_text = (
             parent.weights_kind,
             f"fine-tuned from {parent.label} ({parent.weights_description})",
@@ -211,12 +196,14 @@ def train_round(
     else:
         config.weights, config.weights_file = "auto", None
         origin_kind, origin_text = "", ""
-    checkpoint_dir = settings.DATA_DIR / "models" / "in-progress" / f"{fingerprint[:16]}-{config.key()}"
+    checkpoint_dir = paths.training_checkpoints(f"{fingerprint[:16]}-{config.key()}")
     result = fit(
         config, gallery.data, checkpoint_dir, progress=lambda f, m: progress(0.1 + 0.8 * f, m), log=log
     )
     number = (ModelVersion.objects.order_by("-number").values_list("number", flat=True).first() or 0) + 1
-    atomic_torch_save({"model": result.model.state_dict(), "config": asdict(config)}, model_path(number))
+    atomic_torch_save(
+        {"model": result.model.state_dict(), "config": asdict(config)}, paths.model_file(number)
+    )
     progress(0.92, "computing signatures of every artwork")
     full = build_gallery()
     vectors = signatures_for(result.model, full.data.paths, config)
@@ -231,7 +218,7 @@ def train_round(
             parent=parent,
             connection_set_hash=fingerprint,
             metrics=evaluate_vectors(vectors, full),
-            checkpoint=str(model_path(number).relative_to(settings.DATA_DIR)),
+            checkpoint=paths.relative(paths.model_file(number)),
             signature_dim=vectors.shape[1],
             created_by=user,
             job=job,
@@ -277,7 +264,7 @@ def extract_for_version(
             "summary": f"Created round 0 ({version.backbone}) with signatures of every artwork",
             "version": version.number,
         }
-    stored = signature_store.load(settings.DATA_DIR, version.number)
+    stored = signatures.load(version)
     have = set(stored.ids) if stored else set()
     missing = [artwork for artwork in selected_artworks(collections) if artwork.pk not in have]
     if not missing:
@@ -290,11 +277,9 @@ def extract_for_version(
     model = load_version_model(version)
     config = config_for(version)
     vectors = signatures_for(
-        model, [str(settings.DATA_DIR / a.image_relpath) for a in missing], config, progress=progress
+        model, [str(paths.absolute(a.image_relpath)) for a in missing], config, progress=progress
     )
-    signature_store.save(
-        settings.DATA_DIR, version.number, signature_store.merge(stored, [a.pk for a in missing], vectors)
-    )
+    signatures.save(version, signature_store.merge(stored, [a.pk for a in missing], vectors))
     return {
         "summary": f"{len(missing)} new signatures under {version.label}",
         "version": version.number,

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from django.conf import settings
 
 from . import signature_store
+from . import signatures as signature_files
 from .models import ModelVersion
 
 _cache: dict[int, tuple[float, signature_store.SignatureSet, dict[int, int]]] = {}
@@ -28,14 +28,14 @@ class Hit:
 
 
 def signatures(version: ModelVersion) -> tuple[signature_store.SignatureSet, dict[int, int]] | None:
-    path = signature_store.folder_for(settings.DATA_DIR, version.number) / "ids.json"
+    path = signature_files.ids_file(version)
     if not path.exists():
         return None
     stamp = path.stat().st_mtime
     with _lock:
         cached = _cache.get(version.number)
         if cached is None or cached[0] != stamp:
-            stored = signature_store.load(settings.DATA_DIR, version.number)
+            stored = signature_files.load(version)
             if stored is None:
                 return None
             cached = (stamp, stored, stored.row_of())

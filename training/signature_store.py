@@ -1,7 +1,8 @@
 """Signatures on disk: one array file per model version with an id mapping (plain module).
 
-signatures/v<N>/vectors.npy   float32 (count, dim), row i belongs to ids[i]
-signatures/v<N>/ids.json      artwork primary keys, in row order
+<folder>/vectors.npy   float32 (count, dim), row i belongs to ids[i]
+<folder>/ids.json      artwork primary keys, in row order
+(the folder of a version is `workbench.paths.signatures_folder`; `training.signatures` passes it in)
 Written atomically (temporary files, then rename; ids last, so a reader never sees more ids than
 rows). A database row per vector would make 100k × 2048 floats a slow table for no gain.
 """
@@ -31,12 +32,7 @@ class SignatureSet:
         return SignatureSet(present, self.vectors[[rows[a] for a in present]])
 
 
-def folder_for(data_dir: Path, version_number: int) -> Path:
-    return data_dir / "signatures" / f"v{version_number}"
-
-
-def load(data_dir: Path, version_number: int) -> SignatureSet | None:
-    folder = folder_for(data_dir, version_number)
+def load(folder: Path) -> SignatureSet | None:
     if not (folder / "ids.json").exists():
         return None
     ids = json.loads((folder / "ids.json").read_text())
@@ -44,9 +40,7 @@ def load(data_dir: Path, version_number: int) -> SignatureSet | None:
     return SignatureSet(ids=ids, vectors=np.asarray(vectors[: len(ids)]))
 
 
-def save(data_dir: Path, version_number: int, signatures: SignatureSet) -> None:
-    folder = folder_for(data_dir, version_number)
-
+def save(folder: Path, signatures: SignatureSet) -> None:
     vectors = np.ascontiguousarray(signatures.vectors, dtype=np.float32)
     atomic_write(folder / "vectors.npy", lambda handle: np.save(handle, vectors))
     atomic_write_bytes(folder / "ids.json", json.dumps(signatures.ids).encode())

@@ -197,9 +197,8 @@ def atomic_torch_save(obj, path: Path) -> None:
 
 @dataclass
 class FitResult:
-    model: nn.Module
+    model: nn.Module  # the best epoch's weights (by val mAP)
     origin: object
-    metrics: dict[str, dict]
     history: list[dict]
     resumed_from_epoch: int
     best_epoch: int
@@ -214,7 +213,10 @@ def fit(
 ) -> FitResult:
     """The main loop: mine, train an epoch, evaluate on val, keep the best, checkpoint, repeat.
 
-    Resumes from `checkpoint_dir/last.pt` when it was written by a run with the same config.
+    Returns the best epoch's model; its held-out metrics are the caller's to compute (`rounds.train_round`
+    evaluates the signatures it stores).
+
+        Resumes from `checkpoint_dir/last.pt` when it was written by a run with the same config.
     """
     random.seed(config.seed)
     np.random.seed(config.seed)
@@ -333,9 +335,6 @@ def fit(
 
     if best_path.exists():
         model.load_state_dict(torch.load(best_path, map_location=device, weights_only=False)["model"])
-    vectors = signatures_for(model, data.paths, config)
-    metrics = {
-        "val": evaluate(vectors, data, "val").as_dict(),
-        "test": evaluate(vectors, data, "test").as_dict(),
-    }
-    return FitResult(model, origin, metrics, history, resumed_from, best_epoch)
+    # No final evaluation here: the caller computes every artwork's signature with this model anyway and
+    # evaluates those (a pass over the gallery here cost a whole extraction per round for nothing).
+    return FitResult(model, origin, history, resumed_from, best_epoch)

@@ -4,6 +4,9 @@ from . import views
 
 app_name = "training"
 urlpatterns = [
+    path("rounds/", views.rounds, name="rounds"),
+    path("rounds/start", views.start_round, name="start_round"),
+    path("versions/<int:number>/promote", views.promote, name="promote"),
     path("search/", views.search, name="search"),
     path("artworks/<int:artwork_id>/neighbours", views.artwork_neighbours, name="neighbours"),
 ]

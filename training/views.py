@@ -1,4 +1,5 @@
-"""Search pages: nearest artworks under a model version, for an artwork or an uploaded image."""
+"""Training pages: rounds (start one, follow it, promote a version) and search (nearest artworks under a
+model version, for an artwork or an uploaded image, two versions side by side)."""
 
 from __future__ import annotations
 
@@ -6,19 +7,63 @@ import tempfile
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotations.connection_types import CONNECTION_TYPES
 from annotations.models import Artwork, Connection
+from jobs import pipeline
+from jobs.models import Job
+from jobs.runner import enqueue
+from workbench.roles import curator_required
 
 from .models import ModelVersion, resolve_version
 from .search import nearest_to_artwork, nearest_to_vector, signature_of_image
 
 TOP_K = 24
+
+
+@login_required
+@require_GET
+def rounds(request: HttpRequest) -> HttpResponse:
+    versions = list(ModelVersion.objects.select_related("parent", "created_by").order_by("-number")[:20])
+    context = {
+        "versions": versions,
+        # The clustering runs come from clustering's `clustering_runs` tag: training does not import it.
+        "jobs": Job.objects.filter(kind__in=pipeline.PIPELINE_KINDS).select_related("created_by")[:10],
+    }
+    return render(request, "training/rounds.html", context)
+
+
+@curator_required
+@require_POST
+def start_round(request: HttpRequest) -> HttpResponse:
+    """train → extract → cluster → map, on a worker; the page follows its progress."""
+    params = pipeline.with_follow_ups({"force": request.POST.get("force") == "1"})
+    epochs = request.POST.get("epochs", "").strip()
+    if epochs:
+        if not epochs.isdigit() or not 1 <= int(epochs) <= 200:
+            messages.error(request, "Epochs must be a whole number from 1 to 200.")
+            return redirect("training:rounds")
+        params["epochs"] = int(epochs)
+    job = enqueue("train_round", params, user=request.user)
+    messages.success(
+        request, f"Round started as job #{job.pk}: training, then signatures, clustering and the map."
+    )
+    return redirect("jobs:detail", job.pk)
+
+
+@curator_required
+@require_POST
+def promote(request: HttpRequest, number: int) -> HttpResponse:
+    version = get_object_or_404(ModelVersion, number=number)
+    version.activate()
+    messages.success(request, f"{version.label} is now the active model version.")
+    return redirect("training:rounds")
 
 
 def pick_version(value: str | None) -> ModelVersion | None:

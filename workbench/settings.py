@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from . import paths
 from .env import ConfigError, env_bool, env_int, env_list
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -43,6 +44,7 @@ INSTALLED_APPS = [
     "annotations",
     "training",
     "clustering",
+    "review",
 ]
 
 MIDDLEWARE = [
@@ -80,7 +82,7 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
-DEFAULT_SQLITE_URL = f"sqlite:///{DATA_DIR / 'workbench.sqlite3'}"
+DEFAULT_SQLITE_URL = f"sqlite:///{DATA_DIR / paths.DATABASE_FILE}"
 _DATABASE_URL = os.environ.get("DATABASE_URL", DEFAULT_SQLITE_URL)
 DATABASES = {
     "default": dj_database_url.parse(
@@ -154,7 +156,7 @@ X_FRAME_OPTIONS = "DENY"
 SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS", ["security.W021"])
 
 # --- Celery ---------------------------------------------------------------------------------
-BROKER_DIR = Path(os.environ.get("WORKBENCH_BROKER_DIR", DATA_DIR / "broker")).resolve()
+BROKER_DIR = Path(os.environ.get("WORKBENCH_BROKER_DIR", DATA_DIR / paths.BROKER_FOLDER)).resolve()
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # Embedded broker: messages are files in the data directory, so a real worker process runs

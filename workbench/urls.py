@@ -12,6 +12,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("jobs/", include("jobs.urls")),
     path("", include("annotations.urls")),
+    path("", include("review.urls")),
     path("", include("clustering.urls")),
     path("", include("training.urls")),
 ]

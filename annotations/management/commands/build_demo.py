@@ -3,12 +3,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from annotations.demo import DERIVED_COLLECTION, SOURCE_COLLECTION, build_demo
 from jobs.cli import run_job_from_command
 from jobs.progress import ProgressTracker, TerminalBar
+from workbench import paths
 
 
 class Command(BaseCommand):
@@ -24,7 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-import", action="store_true", help="only write the files")
 
     def handle(self, *args, **options) -> None:
-        folder = (options["out"] or settings.DATA_DIR / "demo").resolve()
+        folder = (options["out"] or paths.demo_folder()).resolve()
         self.stdout.write(f"Building the demo in {folder}")
         bar = TerminalBar(self.stderr._out)
         build = build_demo(

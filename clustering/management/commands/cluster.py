@@ -7,7 +7,6 @@ from jobs.models import JobState
 from training.models import ModelVersion, resolve_version
 
 from ...algorithms import ALGORITHMS, ClusteringParams
-from ...tasks import PARAM_NAMES
 
 
 class Command(BaseCommand):
@@ -33,9 +32,8 @@ class Command(BaseCommand):
         add_worker_arguments(parser)
 
     def handle(self, *args, **options) -> None:
-        given = {name: options[name] for name in PARAM_NAMES if options[name] is not None}
-        params = ClusteringParams(algorithm=options["algorithm"], **given)
         try:
+            params = ClusteringParams.from_values(options)
             params.resolved()
             version = resolve_version(options["model"])
         except (ValueError, ModelVersion.DoesNotExist) as exc:
@@ -47,17 +45,19 @@ class Command(BaseCommand):
             "model": str(version.number),
             "algorithm": params.algorithm,
             "collections": options["collections"] or [],
-            **given,
+            **params.given(),
         }
         job = run_worker_job(self, "cluster", job_params, options)
         if job.state == JobState.SUCCEEDED:
             from ...models import ClusteringRun
-            from ...runs import metrics_table
+            from ...reports import metrics_table
 
             self.stdout.write("\n" + metrics_table(ClusteringRun.objects.get(pk=job.result["run"])))
 
     def preview(self, version, params, collections) -> None:
-        from ...runs import MissingSignatures, preview_clustering
+        from training.signatures import MissingSignatures
+
+        from ...runs import preview_clustering
 
         try:
             result = preview_clustering(version, params, collections)

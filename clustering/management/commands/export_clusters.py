@@ -4,8 +4,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from ...assignments import export_clusters
 from ...models import ClusteringRun
-from ...runs import export_clusters, resolve_run
+from ...runs import resolve_run
 
 
 class Command(BaseCommand):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandParser
 
 from jobs.cli import add_worker_arguments, run_worker_job
-from training.models import round_follow_ups
+from jobs.pipeline import with_follow_ups
 
 
 class Command(BaseCommand):
@@ -26,5 +26,5 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         params = {"model": options["model"], "collections": options["collections"] or []}
         if not options["no_cluster"]:
-            params["then"] = round_follow_ups()
+            params = with_follow_ups(params)
         run_worker_job(self, "extract_signatures", params, options)

@@ -3,8 +3,8 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandParser
 
 from jobs.cli import add_worker_arguments, run_worker_job
+from jobs.pipeline import with_follow_ups
 from training.backbones import BACKBONES
-from training.models import round_follow_ups
 
 
 class Command(BaseCommand):
@@ -58,5 +58,5 @@ class Command(BaseCommand):
         params = {name: options[name] for name in names if options[name] is not None}
         params["force"] = options["force"]
         if not options["no_cluster"]:
-            params["then"] = round_follow_ups()
+            params = with_follow_ups(params)
         run_worker_job(self, "train_round", params, options)

@@ -2,12 +2,20 @@ from __future__ import annotations
 
 import os
 import secrets
+from pathlib import Path
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 
-from workbench.storage_paths import private_file
+from workbench import paths
+
+
+def private_file(path: Path, text: str) -> None:
+    """Write a secret readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text + "\n")
 
 
 class Command(BaseCommand):
@@ -18,7 +26,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         username = options["username"]
-        secret_file = settings.DATA_DIR / f".{username}-password"
+        secret_file = paths.login_secret_file(username)
         User = get_user_model()
         user = User.objects.filter(username=username).first()
         if user is None or not secret_file.exists():

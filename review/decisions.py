@@ -29,11 +29,10 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from annotations import knowledge as knowledge_store
 from annotations.connections import ApplyReport, Statement, apply_statements
 from annotations.models import DecisionSource
-
-from .models import Proposal, ProposalStatus
-from .runs import knowledge
+from clustering.models import Proposal, ProposalStatus
 
 ACTIONS = ("confirm", "confirm_exclusive", "similar", "reject", "skip")
 REVIEW_LOCK = 0x5EB1E3  # any fixed number, the same for every decision
@@ -81,7 +80,7 @@ def decide(
         if action in ("confirm", "confirm_exclusive", "similar") and len(chosen) < 2:
             raise ValueError("tick at least two members to link them")
         lock_connections()
-        known = knowledge()
+        known = knowledge_store.load()
         if action in ("confirm", "confirm_exclusive"):
             crossing = known.rejected_within(chosen)
             if crossing:

@@ -1,0 +1,27 @@
+"""The round pipeline, declared once: train → signatures → cluster → map.
+
+Steps are job kinds (each app registers its handler in its `tasks.py`); this module only says what follows
+what. A job carries the rest of its chain in `params["then"]`, and `jobs.runner` starts the next step when
+a step succeeds, on the model version that step produced (see `runner.create_follow_up`). Whoever starts a
+round or an extraction (the rounds page, `train_round`, `extract_signatures`, `bin/start`) asks here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# A round trains a new version and computes its signatures in one job; an extraction computes signatures
+# of a version (round 0 the first time). Both are followed by the same steps.
+NEW_SIGNATURE_STEPS = ("train_round", "extract_signatures")
+AFTER_NEW_SIGNATURES = ("cluster", "compute_layout")
+PIPELINE_KINDS = (*NEW_SIGNATURE_STEPS, *AFTER_NEW_SIGNATURES)
+
+
+def follow_ups() -> list[dict[str, Any]]:
+    """The chain after new signatures: cluster the version's signatures, then recompute its map."""
+    return [{"kind": kind, "params": {"model": "active"}} for kind in AFTER_NEW_SIGNATURES]
+
+
+def with_follow_ups(params: dict[str, Any]) -> dict[str, Any]:
+    """`params` of a train_round or extract_signatures job, with the rest of the pipeline chained."""
+    return {**params, "then": follow_ups()}

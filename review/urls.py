@@ -1,0 +1,12 @@
+from django.urls import path
+
+from . import views
+
+app_name = "review"
+urlpatterns = [
+    path("review/", views.queue, name="queue"),
+    path("review/<int:proposal_id>/", views.review, name="review"),
+    path("review/<int:proposal_id>/decide", views.decide_view, name="decide"),
+    path("review/undo", views.undo_view, name="undo"),
+    path("review/decisions.json", views.decisions_json, name="decisions_json"),
+]

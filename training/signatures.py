@@ -1,0 +1,62 @@
+"""A model version's signatures, for the artworks a caller asks about (the Django side of `signature_store`).
+
+Clustering, maps, search, exports and the commands all read signatures through here, so "which artworks,
+which file, what if some are missing" is answered once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from annotations.models import Artwork
+from workbench import paths
+
+from . import signature_store
+from .models import ModelVersion
+from .signature_store import SignatureSet
+
+
+class MissingSignatures(Exception):
+    pass
+
+
+def load(version: ModelVersion) -> SignatureSet | None:
+    """Every stored signature of `version`, or None when it has none yet."""
+    return signature_store.load(paths.signatures_folder(version.number))
+
+
+def save(version: ModelVersion, signatures: SignatureSet) -> None:
+    signature_store.save(paths.signatures_folder(version.number), signatures)
+
+
+def ids_file(version: ModelVersion):
+    """Rewritten last on every save: its modification time tells a reader that the signatures changed."""
+    return paths.signatures_folder(version.number) / "ids.json"
+
+
+def require(version: ModelVersion) -> SignatureSet:
+    stored = load(version)
+    if stored is None:
+        raise MissingSignatures(f"{version.label} has no signatures yet: run extract_signatures first")
+    return stored
+
+
+def of_artworks(version: ModelVersion, collections: Sequence[str] | None = None) -> SignatureSet:
+    """Signatures of every artwork (of `collections`), in primary-key order; all of them must exist."""
+    stored = require(version)
+    artworks = Artwork.objects.order_by("pk")
+    if collections:
+        artworks = artworks.filter(collection__name__in=collections)
+    wanted = list(artworks.values_list("pk", flat=True))
+    subset = stored.subset(wanted)
+    missing = len(wanted) - len(subset.ids)
+    if missing:
+        raise MissingSignatures(
+            f"{missing} of {len(wanted)} artworks have no signature under {version.label}: "
+            "run extract_signatures first"
+        )
+    if not subset.ids:
+        raise MissingSignatures("no artworks to cluster")
+    return SignatureSet(subset.ids, np.asarray(subset.vectors))
