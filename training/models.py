@@ -1,10 +1,10 @@
 """The model registry: every trained (or pretrained "round 0") signature model is a version.
 
-A version records where its weights started from (never pretending: a randomly initialised model
-says so), its configuration, its parent, the hash of the connection set it was trained on, its
-held-out metrics and its checkpoint file. Exactly one version is active: the one whose signatures
-the workbench uses. A new version becomes active only when its val mAP is not worse than the
-active one's, or when a curator promotes it.
+A version records the retrieval method that made it (`training.methods`), where its weights started
+from (never pretending: a randomly initialised model says so), its configuration, its parent, the hash
+of the connection set it was trained on, its held-out metrics and its checkpoint file. Exactly one
+version is active: the one whose signatures the workbench uses. A new version becomes active only when
+its val mAP is not worse than the active one's, or when a curator promotes it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ from django.db.models import Q
 
 class ModelVersion(models.Model):
     number = models.PositiveIntegerField(unique=True, help_text="0 = the pretrained backbone, then 1, 2, ...")
+    method = models.CharField(
+        max_length=32, default="connection", db_index=True, help_text="retrieval method (training.methods)"
+    )
     backbone = models.CharField(max_length=64)
     weights_kind = models.CharField(max_length=32, help_text="file, torchvision-cache, package or random")
     weights_description = models.CharField(max_length=500)
@@ -47,6 +50,19 @@ class ModelVersion(models.Model):
     @property
     def label(self) -> str:
         return f"v{self.number}"
+
+    @property
+    def retrieval_method(self):
+        from .methods import get
+
+        return get(self.method)
+
+    @property
+    def method_label(self) -> str:
+        from .methods import METHODS
+
+        known = METHODS.get(self.method)
+        return known.label if known else self.method
 
     @property
     def val_map(self) -> float | None:

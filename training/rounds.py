@@ -96,6 +96,14 @@ def load_version_model(version: ModelVersion) -> torch.nn.Module:
     return model.eval()
 
 
+def embed_files(
+    model: torch.nn.Module, version: ModelVersion, files: Sequence[str], progress=None, **overrides
+) -> np.ndarray:
+    """Signatures of image files under `version` (its input size and pooling; `overrides` for the batch
+    size and loader workers, e.g. one image and no worker process in the web server)."""
+    return signatures_for(model, list(files), config_for(version, **overrides), progress=progress)
+
+
 def config_for(version: ModelVersion | None, **overrides) -> TrainConfig:
     base = dict(version.config) if version else {}
     known = TrainConfig.__dataclass_fields__
@@ -274,10 +282,10 @@ def extract_for_version(
             "new": 0,
             "skipped": True,
         }
-    model = load_version_model(version)
-    config = config_for(version)
-    vectors = signatures_for(
-        model, [str(paths.absolute(a.image_relpath)) for a in missing], config, progress=progress
+    method = version.retrieval_method
+    model = method.load_model(version)
+    vectors = method.embed(
+        model, version, [str(paths.absolute(a.image_relpath)) for a in missing], progress=progress
     )
     signatures.save(version, signature_store.merge(stored, [a.pk for a in missing], vectors))
     return {

@@ -76,14 +76,11 @@ _models: dict[int, object] = {}
 
 def signature_of_image(version: ModelVersion, image_path: Path) -> np.ndarray:
     """The signature of an uploaded image under `version` (the model is loaded once per process)."""
-    from .rounds import config_for, load_version_model
-    from .trainer import signatures_for
-
+    method = version.retrieval_method
     with _lock:
         model = _models.get(version.number)
         if model is None:
             _models.clear()  # one model in memory at a time: a web process is not a GPU box
-            model = _models[version.number] = load_version_model(version)
+            model = _models[version.number] = method.load_model(version)
     # In the web process: no DataLoader worker processes, one image.
-    config = config_for(version, num_workers=0, extraction_batch_size=1)
-    return signatures_for(model, [str(image_path)], config)[0]
+    return method.embed(model, version, [str(image_path)], num_workers=0, extraction_batch_size=1)[0]
