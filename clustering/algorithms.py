@@ -21,11 +21,12 @@ fitted on the signatures being clustered) is followed by a new L2 normalisation.
 from __future__ import annotations
 
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
+from jobs.progress import ProgressCallback as Progress
 from jobs.progress import no_progress
 
 from .neighbours import NeighbourGraph, normalise, radius_graph
@@ -39,8 +40,6 @@ DEFAULTS: dict[str, dict] = {
     "dbscan": {"max_eps": 0.08, "min_samples": 2},
     "hdbscan": {"min_cluster_size": 2, "min_samples": 2},
 }
-
-Progress = Callable[[float, str], None]
 
 
 @dataclass
@@ -72,7 +71,8 @@ class ClusteringParams:
             if value is None or (isinstance(value, str) and not value.strip()):
                 continue
             given[name] = kind(value.strip()) if isinstance(value, str) else value
-        return cls(algorithm=str(values.get("algorithm") or "optics"), **given)
+        algorithm = values.get("algorithm")
+        return cls(algorithm="optics" if algorithm is None else str(algorithm), **given)
 
     def given(self) -> dict:
         """The tunable parameters that are set (for a job's params)."""

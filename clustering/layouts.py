@@ -13,16 +13,14 @@ Without a previous layout UMAP starts from its spectral initialisation with a fi
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from jobs.progress import ProgressCallback as Progress
 from jobs.progress import no_progress
 
 from .neighbours import normalise
-
-Progress = Callable[[float, str], None]
 
 
 @dataclass

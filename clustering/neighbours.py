@@ -16,12 +16,12 @@ with, and a pair at the very edge of the radius is decided the same way.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from jobs.progress import ProgressCallback as Progress
 from jobs.progress import no_progress
 
 # faiss computes 1 − cosine in float32: about 1e-7 of error, so anything this close to the radius is
@@ -30,8 +30,6 @@ FLOAT32_SLACK = 1e-4
 QUERY_BATCH = 2048
 PROBE_SIZE = 1000
 MAX_EDGES = 150_000_000  # about 2.4 GB of indices and distances
-
-Progress = Callable[[float, str], None]
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:

@@ -180,3 +180,18 @@ def test_the_ml_layer_imports_no_django():
     assert out.returncode == 0, out.stderr
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
     assert loaded == {name: [] for name in PLAIN_MODULES}
+
+
+def test_the_readme_architecture_names_every_app():
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Architecture", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```", 2)[1]
+    listed = {line.split("/")[0] for line in block.splitlines() if "/" in line.split(" ")[0]}
+    assert set(APPS) <= listed
+    for app in APPS:
+        assert f"**`{app}`**" in section, f"no paragraph for {app}"
+    for line in section.splitlines():
+        for name in PLAIN_MODULES:
+            module = name.rpartition(".")[2]
+            if f"`{module}`" in line:
+                assert (ROOT / name.replace(".", "/")).with_suffix(".py").is_file()

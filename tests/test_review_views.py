@@ -83,6 +83,26 @@ def test_annotators_review_but_only_curators_start_rounds_and_promote(run):
     assert Job.objects.count() == 1  # refused with a message
 
 
+def test_cluster_again_offers_and_passes_every_parameter(run):
+    curator, _ = client_for("curator", curator=True)
+    page = curator.get(reverse("training:rounds")).content.decode()
+    for name in ("max_eps", "min_samples", "xi", "min_cluster_size", "pca"):
+        assert f'name="{name}"' in page, name
+    fields = {"algorithm": "optics", "max_eps": "0.2", "min_samples": "3", "xi": "", "pca": "8"}
+    assert curator.post(reverse("clustering:start_clustering"), fields).status_code == 302
+    job = Job.objects.get(kind="cluster")
+    assert job.params == {
+        "model": "active",
+        "algorithm": "optics",
+        "max_eps": 0.2,
+        "min_samples": 3,
+        "pca": 8,
+    }
+    assert curator.post(reverse("clustering:start_clustering"), {"pca": "1"}).status_code == 302
+    assert curator.post(reverse("clustering:start_clustering"), {"min_samples": "two"}).status_code == 302
+    assert Job.objects.filter(kind="cluster").count() == 1  # both refused with a message
+
+
 def test_decisions_need_the_csrf_token(run):
     client, _ = client_for("historian", enforce_csrf_checks=True)
     proposal = proposal_with(GROUPS["G2"], run)

@@ -216,7 +216,7 @@ def fit(
     Returns the best epoch's model; its held-out metrics are the caller's to compute (`rounds.train_round`
     evaluates the signatures it stores).
 
-        Resumes from `checkpoint_dir/last.pt` when it was written by a run with the same config.
+    Resumes from `checkpoint_dir/last.pt` when it was written by a run with the same config.
     """
     random.seed(config.seed)
     np.random.seed(config.seed)

@@ -10,9 +10,22 @@ import os
 from django.db import migrations
 
 
+def is_test_database(connection) -> bool:
+    """Creating a test database migrates it too, while the data folder is still the real one: leave the
+    real folder alone then. By the time it migrates, Django has put the test database's name in the
+    connection: the configured TEST NAME (SQLite here), "test_<name>" (PostgreSQL) or an in-memory one."""
+    from django.db.backends.base.creation import TEST_DATABASE_PREFIX
+
+    name = str(connection.settings_dict["NAME"])
+    configured = (connection.settings_dict.get("TEST") or {}).get("NAME")
+    return name == configured or name.startswith(TEST_DATABASE_PREFIX) or "mode=memory" in name
+
+
 def move_files(apps, schema_editor):
     from workbench import paths
 
+    if schema_editor is not None and is_test_database(schema_editor.connection):
+        return
     folder = paths.root() / "signatures"
     if not folder.is_dir():
         return
