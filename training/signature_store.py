@@ -32,10 +32,15 @@ class SignatureSet:
         return SignatureSet(present, self.vectors[[rows[a] for a in present]])
 
 
+def ids_file(folder: Path) -> Path:
+    """Written last on every save: its modification time tells a reader that the signatures changed."""
+    return folder / "ids.json"
+
+
 def load(folder: Path) -> SignatureSet | None:
-    if not (folder / "ids.json").exists():
+    if not ids_file(folder).exists():
         return None
-    ids = json.loads((folder / "ids.json").read_text())
+    ids = json.loads(ids_file(folder).read_text())
     vectors = np.load(folder / "vectors.npy", mmap_mode="r")
     return SignatureSet(ids=ids, vectors=np.asarray(vectors[: len(ids)]))
 
@@ -43,7 +48,7 @@ def load(folder: Path) -> SignatureSet | None:
 def save(folder: Path, signatures: SignatureSet) -> None:
     vectors = np.ascontiguousarray(signatures.vectors, dtype=np.float32)
     atomic_write(folder / "vectors.npy", lambda handle: np.save(handle, vectors))
-    atomic_write_bytes(folder / "ids.json", json.dumps(signatures.ids).encode())
+    atomic_write_bytes(ids_file(folder), json.dumps(signatures.ids).encode())
 
 
 def merge(existing: SignatureSet | None, new_ids: list[int], new_vectors: np.ndarray) -> SignatureSet:

@@ -32,8 +32,7 @@ def save(version: ModelVersion, signatures: SignatureSet) -> None:
 
 
 def ids_file(version: ModelVersion):
-    """Rewritten last on every save: its modification time tells a reader that the signatures changed."""
-    return paths.signatures_folder(version.number) / "ids.json"
+    return signature_store.ids_file(paths.signatures_folder(version.number))
 
 
 def require(version: ModelVersion) -> SignatureSet:
