@@ -8,6 +8,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import simplejpeg
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 # A truncated file must fail the import, not load as a grey-bottomed picture.
@@ -72,6 +73,8 @@ def decode(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
                     f"image is {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,}"
                 )
             image.load()
+            if fmt == "JPEG":
+                check_jpeg_stream(data)
     except ImageProblem:
         raise
     except UnidentifiedImageError:
@@ -81,6 +84,25 @@ def decode(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageProblem(f"corrupt or truncated image: {exc}") from None
     return image, FORMAT_EXTENSIONS[fmt]
+
+
+def check_jpeg_stream(data: bytes) -> None:
+    """Refuse a JPEG whose entropy-coded data libjpeg reports as damaged.
+
+    Pillow's decoder ignores libjpeg's warnings: a file with a block overwritten, cut and closed with an
+    end marker, or missing a chunk decodes "successfully", the picture continuing in mid-grey from the
+    damage down (issue 10: 12 of 20 random mid-file corruptions were accepted). libjpeg-turbo with
+    warnings as errors (simplejpeg's strict mode) refuses them. At 1/8 scale the check still reads every
+    entropy-coded byte, but skips most of the inverse DCT: about half a millisecond for a photograph.
+    Damage that decodes into other valid codes is invisible to every decoder (JPEG has no checksum).
+    """
+    try:
+        simplejpeg.decode_jpeg(data, colorspace="GRAY", min_factor=8, strict=True)
+    except ValueError as exc:
+        raise ImageProblem(
+            f"corrupt or truncated image: the JPEG data is damaged ({exc}); "
+            "it would show grey or garbled from the damage down"
+        ) from None
 
 
 def thumbnail_bytes(image: Image.Image, max_side: int) -> bytes:
