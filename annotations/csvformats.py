@@ -100,6 +100,10 @@ def iter_csv(
         problems.append(Problem(name, 1, "the file is empty (no header line)"))
         return None
     header = [column.strip() for column in header]
+    for column in header:
+        if "\x00" in column:
+            problems.append(Problem(name, 1, f"column name {column!r} contains a NUL byte"))
+            return None
     seen: set[str] = set()
     for column in header:
         if column in seen:
@@ -122,6 +126,14 @@ def iter_csv(
             if len(values) != len(header):
                 problems.append(
                     Problem(name, line, f"row has {len(values)} fields but the header has {len(header)}")
+                )
+                continue
+            with_nul = [column for column, value in zip(header, values, strict=True) if "\x00" in value]
+            if with_nul:
+                # PostgreSQL refuses NUL in text and JSON (a raw DataError naming no line); SQLite would
+                # store it silently. Almost always the sign of a binary file saved as CSV.
+                problems.append(
+                    Problem(name, line, f"NUL byte (\\x00) in column(s) {', '.join(with_nul)}; remove it")
                 )
                 continue
             yield line, dict(zip(header, values, strict=True))

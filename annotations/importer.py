@@ -1,12 +1,15 @@
 """`import_collection`: metadata + images (+ connections) → artworks and decisions, all or nothing.
 
-Phase 1 (no writes to the database): read both CSV files, check every row and every image
-(decoded in full, in parallel threads; PIL releases the GIL while decoding), and stage the image
-files and their thumbnails in a private folder. Every problem is collected with file and line.
-Phase 2, only when there is no problem: one transaction writes the collection, the artworks and
-the decisions; staged files are moved to their content-addressed places first, and the ones that
-were new are removed again if the transaction fails. A cancelled or failed import thus leaves
-the database and the data directory as they were.
+Phase 1 (no writes to the database): read both CSV files, check every row (lengths and NUL bytes
+included) and every image (decoded in full, in parallel threads; PIL releases the GIL while decoding;
+symbolic links leading out of the images folder refused before opening), and stage the image files and
+their thumbnails in a private folder, always, even when their content is already in place. Every
+problem is collected with file and line.
+Phase 2, only when there is no problem, under a lock that one import holds at a time: check the ids
+again (another import may have taken some meanwhile), move the staged files to their content-addressed
+places, and write the collection, the artworks and the decisions in one transaction; the files that
+were new are removed again if that fails. A cancelled or failed import thus leaves the database and the
+data directory as they were, and never removes a file that another import committed.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from jobs.progress import ProgressCallback, no_progress
 from workbench import paths
@@ -30,8 +33,15 @@ from workbench.paths import image_relpath, thumbnail_relpath
 from .connections import Statement, apply_statements, chunks, derived_uid
 from .csvformats import ConnectionRow, MetadataRow, Problem, read_connections, read_metadata
 from .images import ImageInfo, ImageProblem, process_image
-from .models import Artwork, Collection, ConnectionDecision, DecisionSource, ImportRecord, canonical_pair
-from .storage import place_file
+from .models import (
+    Artwork,
+    Collection,
+    ConnectionDecision,
+    DecisionSource,
+    ImportRecord,
+    canonical_pair,
+)
+from .storage import exclusive_lock, place_file, stage_bytes
 
 ARTWORK_FIELDS = (
     "title",
@@ -114,9 +124,27 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def source_file(images_dir: Path, relpath: str) -> Path:
+    """The real file behind `relpath`, refused when a symbolic link leads outside the images folder.
+
+    Checked before anything is opened: a link to /etc/passwd or to another user's folder must not be
+    read, even to find out it is not an image (issue 10.6). Links that stay inside the folder are fine.
+    """
+    folder = images_dir.resolve()
+    real = (images_dir / relpath).resolve()
+    if not real.is_relative_to(folder):
+        raise ImageProblem(
+            "a symbolic link to a file outside the images folder; copy the file into the folder instead"
+        )
+    return real
+
+
 def stage_image(row: MetadataRow, images_dir: Path, staging: Path, data_dir: Path) -> StagedImage:
     processed = process_image(
-        images_dir / row.path, settings.MAX_IMAGE_PIXELS, settings.MAX_IMAGE_BYTES, settings.THUMBNAIL_SIZES
+        source_file(images_dir, row.path),
+        settings.MAX_IMAGE_PIXELS,
+        settings.MAX_IMAGE_BYTES,
+        settings.THUMBNAIL_SIZES,
     )
     info = processed.info
     staged = StagedImage(row=row, info=info)
@@ -124,12 +152,8 @@ def stage_image(row: MetadataRow, images_dir: Path, staging: Path, data_dir: Pat
     for size, data in processed.thumbnails.items():
         wanted[thumbnail_relpath(info.sha256, size)] = data
     for relpath, data in wanted.items():
-        if (data_dir / relpath).exists():
-            continue  # content-addressed: same content, same file
-        target = staging / relpath
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        staged.files[relpath] = target
+        stage_bytes(staging / relpath, data, existing=data_dir / relpath)
+        staged.files[relpath] = staging / relpath
     return staged
 
 
@@ -257,9 +281,9 @@ def import_collection(
     )
     log(f"read {len(metadata_rows)} artworks and {len(connection_rows)} connections")
 
-    staging = data_dir / "staging" / f"import-{uuid.uuid4().hex}"
+    check_lengths(metadata_rows, collection_name, str(metadata_csv), problems)
+    staging = paths.import_staging(uuid.uuid4().hex)
     staging.mkdir(parents=True, exist_ok=True)
-    placed: list[Path] = []
     try:
         rows_with_paths = [row for row in metadata_rows if row.path] if images_dir.is_dir() else []
 
@@ -272,6 +296,128 @@ def import_collection(
         if problems:
             raise ImportFailed(problems[:MAX_REPORTED_PROBLEMS])
 
+        # One import at a time places files and writes the database. Without it, an import that fails
+        # here could remove files that a concurrent import of the same images has just committed
+        # (issue 10.1), and ids checked above could have been taken meanwhile (issue 10.8).
+        with exclusive_lock(
+            paths.import_lock_file(), waiting=lambda: progress(0.85, "Waiting for another import to finish")
+        ):
+            existing = check_again(
+                metadata_rows, connection_rows, collection_name, metadata_csv, connections_csv, existing
+            )
+            report = write_import(
+                staged,
+                metadata_rows,
+                connection_rows,
+                existing,
+                collection_name,
+                data_dir,
+                metadata_csv,
+                connections_csv,
+                user,
+                job,
+                progress,
+            )
+        progress(1.0, report.summary)
+        log(report.summary)
+        return report
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def check_lengths(
+    rows: list[MetadataRow], collection_name: str, metadata_name: str, problems: list[Problem]
+) -> None:
+    """Values longer than their database column: PostgreSQL refuses them with a raw DataError naming no
+    line, SQLite stores them silently (issue 10.4). Reported like every other problem instead."""
+    limit = {name: Artwork._meta.get_field(name).max_length for name in ("external_id", "source_path")}
+    limit.update({name: Artwork._meta.get_field(name).max_length for name in ARTWORK_FIELDS})
+    collection_limit = Collection._meta.get_field("name").max_length
+    if len(collection_name) > collection_limit:
+        problems.append(
+            Problem(
+                metadata_name,
+                None,
+                f"collection name is {len(collection_name)} characters long; the limit is {collection_limit}",
+            )
+        )
+    for row in rows:
+        values = {"external_id": row.id, "source_path": row.path, **row.fields}
+        for name, value in values.items():
+            if isinstance(value, str) and limit.get(name) and len(value) > limit[name]:
+                column = {"external_id": "id", "source_path": "path", "date_text": "date"}.get(name, name)
+                problems.append(
+                    Problem(
+                        metadata_name,
+                        row.line,
+                        f"{column} is {len(value):,} characters long; the limit is {limit[name]:,}",
+                    )
+                )
+
+
+def check_again(
+    metadata_rows: list[MetadataRow],
+    connection_rows: list[ConnectionRow],
+    collection_name: str,
+    metadata_csv: Path,
+    connections_csv: Path | None,
+    checked: dict[str, Artwork],
+) -> dict[str, Artwork]:
+    """The id and uid checks once more, now that no other import can write: a concurrent import may have
+    created some of these ids since the files were checked. Ids it created in this collection are
+    updated like any re-imported artwork; ids it took for another collection fail the import, naming the
+    import that won."""
+    problems: list[Problem] = []
+    existing = check_ids_and_uids(
+        metadata_rows, connection_rows, collection_name, str(metadata_csv), str(connections_csv), problems
+    )
+    if problems:
+        raise ImportFailed([with_winner(problem, existing, checked) for problem in problems])
+    return existing
+
+
+def with_winner(problem: Problem, existing: dict[str, Artwork], checked: dict[str, Artwork]) -> Problem:
+    """Say which import took an id that was free when this import checked its files."""
+    for external_id, artwork in existing.items():
+        if external_id in checked or f"id {external_id!r} already belongs" not in problem.message:
+            continue
+        winner = (
+            ImportRecord.objects.filter(collection=artwork.collection, created_at__gte=artwork.created_at)
+            .order_by("pk")
+            .first()
+        )
+        by = (
+            f"import #{winner.pk} (job #{winner.job_id})"
+            if winner and winner.job_id
+            else (f"import #{winner.pk}" if winner else "another import")
+        )
+        return Problem(
+            problem.file,
+            problem.line,
+            f"{problem.message}: {by} created it while this import was checking its files; "
+            "nothing was imported",
+        )
+    return problem
+
+
+def write_import(
+    staged: list[StagedImage],
+    metadata_rows: list[MetadataRow],
+    connection_rows: list[ConnectionRow],
+    existing: dict[str, Artwork],
+    collection_name: str,
+    data_dir: Path,
+    metadata_csv: Path,
+    connections_csv: Path | None,
+    user,
+    job,
+    progress: ProgressCallback,
+) -> ImportReport:
+    """Phase 2, under the import lock: place the staged files, then one transaction. Files this import
+    placed are removed again if anything fails, which is safe only because no other import can have
+    committed rows using them meanwhile (the lock)."""
+    placed: list[Path] = []
+    try:
         progress(0.86, "Writing to the database")
         with transaction.atomic():
             report = ImportReport(collection=collection_name)
@@ -313,17 +459,25 @@ def import_collection(
                 report.import_record_id = record.pk
             elif record.pk:
                 record.delete()
-        # Committed: the placed files belong to artworks now and must survive whatever follows.
-        placed = []
-        progress(1.0, report.summary)
-        log(report.summary)
         return report
+    except IntegrityError as exc:
+        # Another writer than an import (the web, an admin) took an id or uid after `check_again`.
+        remove(placed)
+        problems: list[Problem] = []
+        check_ids_and_uids(
+            metadata_rows, connection_rows, collection_name, str(metadata_csv), str(connections_csv), problems
+        )
+        raise ImportFailed(
+            problems or [Problem(str(metadata_csv), None, f"the database refused the import: {exc}")]
+        ) from None
     except BaseException:
-        for path in placed:
-            path.unlink(missing_ok=True)
+        remove(placed)
         raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+
+def remove(files: list[Path]) -> None:
+    for path in files:
+        path.unlink(missing_ok=True)
 
 
 def write_artworks(

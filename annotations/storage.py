@@ -1,4 +1,4 @@
-"""Writing files safely (plain module, no Django): atomic writes and content-addressed placement.
+"""Writing files safely (plain module, no Django): atomic writes, content-addressed placement, a lock.
 
 Where files go is `workbench.paths` (images and thumbnails are named by their content's hash there).
 Writes are atomic (temporary file in the same folder, then rename), so a killed process never
@@ -7,9 +7,12 @@ leaves a half-written file under a final name.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -31,6 +34,46 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     atomic_write(path, lambda handle: handle.write(data))
+
+
+def stage_bytes(target: Path, data: bytes, existing: Path) -> None:
+    """Put `data` at `target`: a hard link to `existing` when that file already holds it, else a copy.
+
+    Always staged, even when the content is already in place: until this import commits, nothing says
+    that file will stay (a concurrent import that placed it may fail and remove it again, issue 10.1).
+    The link keeps the content alive at no cost; a copy is the fallback where links are not possible.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(existing, target)
+        return
+    except OSError:
+        pass
+    target.write_bytes(data)
+
+
+@contextmanager
+def exclusive_lock(
+    path: Path, waiting: Callable[[], None] = lambda: None, poll: float = 0.2
+) -> Iterator[None]:
+    """An advisory lock on `path` held by one process at a time; the kernel releases it if the process dies.
+
+    `waiting` is called while another process holds it (a job reports progress there, which is also
+    where a cancel takes effect).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                waiting()
+                time.sleep(poll)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def place_file(staged: Path, final: Path) -> bool:

@@ -53,6 +53,16 @@ def thumbnail_relpath(sha256: str, size: str) -> str:
     return f"thumbs/{size}/{sha256[:2]}/{sha256}.jpg"
 
 
+def import_staging(key: str) -> Path:
+    """Where an import writes its image files before the database says they belong to artworks."""
+    return root() / "staging" / f"import-{key}"
+
+
+def import_lock_file() -> Path:
+    """Held while an import places files and writes the database (`annotations.importer`)."""
+    return root() / ".import.lock"
+
+
 def demo_folder() -> Path:
     return root() / "demo"
 
