@@ -9,6 +9,8 @@ its val mAP is not worse than the active one's, or when a curator promotes it.
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
@@ -104,10 +106,38 @@ def resolve_version(name: str) -> ModelVersion:
             raise ModelVersion.DoesNotExist("no model version yet")
         return version
     digits = name[1:] if name.lower().startswith("v") else name
-    if not digits.isdigit():
-        raise ModelVersion.DoesNotExist(f"{name!r} is not a model version (use active, latest, v3 or 3)")
+    # ASCII digits only, and few of them: "²" passes isdigit() and 5,000 digits make int() refuse (issue 10.5).
+    if not re.fullmatch(r"[0-9]{1,10}", digits):
+        raise ModelVersion.DoesNotExist(f"{name[:40]!r} is not a model version (use active, latest, v3 or 3)")
     try:
         return ModelVersion.objects.get(number=int(digits))
     except ModelVersion.DoesNotExist:
         known = ", ".join(f"v{n}" for n in ModelVersion.objects.values_list("number", flat=True)) or "none"
         raise ModelVersion.DoesNotExist(f"no model version {name!r} (known: {known})") from None
+
+
+class VersionReservation(models.Model):
+    """A version number held by a round while it trains, before any file is written (issue 10.2).
+
+    Two workers starting rounds at once used to compute the same next number, both write `models/vN.pt`
+    and one fail after minutes on the unique number. A round now reserves its number first; the unique
+    connection set per backbone makes the second round on unchanged connections skip, as it does with one
+    worker. The round deletes its reservation when it ends; one whose job died is released by the next
+    round (`training.rounds.reserve_version`).
+    """
+
+    number = models.PositiveIntegerField(unique=True)
+    connection_set_hash = models.CharField(max_length=64)
+    backbone = models.CharField(max_length=64)
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection_set_hash", "backbone"], name="one_round_per_connection_set"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"v{self.number} reserved by job #{self.job_id}"

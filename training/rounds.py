@@ -8,26 +8,91 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 
 import numpy as np
 import torch
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from annotations import knowledge as knowledge_store
 from annotations.models import Artwork
+from jobs.models import ACTIVE_STATES, Job
 from jobs.progress import ProgressCallback, no_progress
 from workbench import paths
 
 from . import signature_store, signatures
 from .backbones import build_model
-from .models import ModelVersion, active_version
+from .models import ModelVersion, VersionReservation, active_version
 from .trainer import TrainConfig, TrainingData, atomic_torch_save, evaluate, fit, signatures_for
 
 
 class NothingToTrain(Exception):
     pass
+
+
+class RoundInProgress(Exception):
+    """Another round holds what this one needs (round 0 being created); the message says which job."""
+
+
+ROUND_ZERO_KEY = "round-0"
+# A reservation without a job (a direct call, not a job) that is this old belongs to a process long gone.
+ORPHAN_RESERVATION_AGE = timedelta(days=2)
+
+
+def release_stale_reservations() -> None:
+    """Reservations of rounds whose job ended without releasing them (a killed worker, once reaped)."""
+    Job.objects.reap_dead()
+    stale = VersionReservation.objects.exclude(job__state__in=ACTIVE_STATES).exclude(job=None)
+    stale.delete()
+    VersionReservation.objects.filter(
+        job=None, created_at__lt=timezone.now() - ORPHAN_RESERVATION_AGE
+    ).delete()
+
+
+def next_version_number() -> int:
+    taken = [
+        ModelVersion.objects.order_by("-number").values_list("number", flat=True).first(),
+        VersionReservation.objects.order_by("-number").values_list("number", flat=True).first(),
+    ]
+    return max((n for n in taken if n is not None), default=0) + 1
+
+
+def reserve_version(
+    fingerprint: str, backbone: str, job=None, number: int | None = None
+) -> tuple[VersionReservation | None, VersionReservation | None]:
+    """(reservation, None) with the next free number (or `number`), or (None, holder) when another round
+    is already training on the same connection set and backbone."""
+    release_stale_reservations()
+    for _ in range(50):
+        wanted = next_version_number() if number is None else number
+        try:
+            with transaction.atomic():
+                if ModelVersion.objects.filter(number=wanted).exists():
+                    raise IntegrityError(f"v{wanted} exists")
+                return VersionReservation.objects.create(
+                    number=wanted, connection_set_hash=fingerprint, backbone=backbone, job=job
+                ), None
+        except IntegrityError:
+            holder = VersionReservation.objects.filter(
+                connection_set_hash=fingerprint, backbone=backbone
+            ).first()
+            if holder is not None or number is not None:
+                return None, holder
+            # Another round took this number between our read and our insert: take the next one.
+    raise RuntimeError("could not reserve a model version number after 50 attempts")
+
+
+@contextmanager
+def reserved(reservation: VersionReservation) -> Iterator[VersionReservation]:
+    """Release the reservation however the round ends (its version row replaces it on success)."""
+    try:
+        yield reservation
+    finally:
+        VersionReservation.objects.filter(pk=reservation.pk).delete()
 
 
 @dataclass
@@ -133,7 +198,24 @@ def store_signatures(version: ModelVersion, gallery: Gallery, vectors: np.ndarra
 def create_round_zero(
     config: TrainConfig, user=None, job=None, progress: ProgressCallback = no_progress, log=lambda line: None
 ) -> ModelVersion:
-    """The untrained model (pretrained weights only), evaluated like every later version."""
+    """The untrained model (pretrained weights only), evaluated like every later version. Number 0 is
+    reserved like any round's: two workers starting the first round at once do not both create it."""
+    reservation, holder = reserve_version(ROUND_ZERO_KEY, config.backbone, job, number=0)
+    if reservation is None:
+        created_meanwhile = ModelVersion.objects.filter(number=0).first()
+        if created_meanwhile is not None:
+            return created_meanwhile
+        raise RoundInProgress(
+            f"round 0 is being created by job #{holder.job_id if holder else '?'}; "
+            "start again when it has finished"
+        )
+    with reserved(reservation):
+        return create_reserved_round_zero(config, user, job, progress, log)
+
+
+def create_reserved_round_zero(
+    config: TrainConfig, user, job, progress: ProgressCallback, log
+) -> ModelVersion:
     gallery = build_gallery()
     model, origin = build_model(config.backbone, config.weights, config.weights_file, config.pooling)
     log(f"round 0: {config.backbone}, weights: {origin.description}")
@@ -194,6 +276,40 @@ def train_round(
             "skipped": True,
             "version": version.number,
         }
+    # The number is reserved before any file is written: a second worker starting a round now gets
+    # the next number, or skips when it would train on the same connections (issue 10.2).
+    reservation, holder = reserve_version(fingerprint, config.backbone, job)
+    if reservation is None:
+        return {
+            "summary": f"Skipped: job #{holder.job_id} is already training on the same connections "
+            f"(as v{holder.number})",
+            "skipped": True,
+        }
+    with reserved(reservation):
+        if same.exists() and not force:
+            # A round on the same connections finished between the check above and the reservation.
+            version = same.order_by("-number").first()
+            return {
+                "summary": f"Skipped: {version.label} was trained on the same connections (use --force)",
+                "skipped": True,
+                "version": version.number,
+            }
+        return train_reserved_round(
+            reservation, parent, config, gallery, fingerprint, user, job, progress, log
+        )
+
+
+def train_reserved_round(
+    reservation: VersionReservation,
+    parent: ModelVersion,
+    config: TrainConfig,
+    gallery: Gallery,
+    fingerprint: str,
+    user,
+    job,
+    progress: ProgressCallback,
+    log: Callable[[str], None],
+) -> dict:
     if config.backbone == parent.backbone:
         # Continue from the parent's weights (round 0: the pretrained backbone as evaluated).
         config.weights, config.weights_file = "auto", str(paths.absolute(parent.checkpoint))
@@ -204,11 +320,11 @@ def train_round(
     else:
         config.weights, config.weights_file = "auto", None
         origin_kind, origin_text = "", ""
+    number = reservation.number
     checkpoint_dir = paths.training_checkpoints(f"{fingerprint[:16]}-{config.key()}")
     result = fit(
         config, gallery.data, checkpoint_dir, progress=lambda f, m: progress(0.1 + 0.8 * f, m), log=log
     )
-    number = (ModelVersion.objects.order_by("-number").values_list("number", flat=True).first() or 0) + 1
     atomic_torch_save(
         {"model": result.model.state_dict(), "config": asdict(config)}, paths.model_file(number)
     )
@@ -234,6 +350,8 @@ def train_round(
         activated = version.should_replace(parent)
         if activated:
             version.activate()
+        # In the same transaction: a round waiting to reserve the same connections sees the version.
+        VersionReservation.objects.filter(pk=reservation.pk).delete()
     store_signatures(version, full, vectors)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     summary = (
