@@ -13,9 +13,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from workbench import paths
+from workbench import params, paths
 
-from .connection_types import normalise_type
+from .connection_types import CONNECTION_TYPES, normalise_type
 from .connections import Statement, apply_statements
 from .exporting import write_connections_csv
 from .models import Artwork, Collection, Connection, DecisionSource
@@ -25,7 +25,7 @@ from .models import Artwork, Collection, Connection, DecisionSource
 def collection_detail(request: HttpRequest, collection_id: int) -> HttpResponse:
     collection = get_object_or_404(Collection, pk=collection_id)
     artworks = collection.artworks.order_by("external_id")
-    query = request.GET.get("q", "").strip()
+    query = params.text(request.GET.get("q", ""), "q")
     if query:
         artworks = artworks.filter(
             Q(title__icontains=query) | Q(author__icontains=query) | Q(external_id__icontains=query)
@@ -64,12 +64,11 @@ def link_artworks(request: HttpRequest, artwork_id: int) -> HttpResponse:
     """A historian states a connection between this artwork and another (artwork page, search)."""
     artwork = get_object_or_404(Artwork, pk=artwork_id)
     type_code = normalise_type(request.POST.get("type", ""))
-    other_id = request.POST.get("other", "")
-    if type_code is None or not other_id.isdigit():
-        return HttpResponse("type must be a connection type and other an artwork id", status=400)
-    other = get_object_or_404(Artwork, pk=int(other_id))
+    if type_code is None:
+        raise params.BadParameter(f"type must be one of {', '.join(CONNECTION_TYPES)}")
+    other = get_object_or_404(Artwork, pk=params.database_id(request.POST.get("other", ""), "other"))
     if other.pk == artwork.pk:
-        return HttpResponse("an artwork cannot be connected to itself", status=400)
+        raise params.BadParameter("an artwork cannot be connected to itself")
     with transaction.atomic():
         report = apply_statements(
             [Statement(artwork.pk, other.pk, type_code, context={"via": "artwork page"})],

@@ -20,6 +20,8 @@ fitted on the signatures being clustered) is followed by a new L2 normalisation.
 
 from __future__ import annotations
 
+import math
+import re
 import typing
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -30,7 +32,7 @@ from jobs.progress import ProgressCallback as Progress
 from jobs.progress import no_progress
 
 from .neighbours import NeighbourGraph, normalise, radius_graph
-from .optics import check_parameters, optics
+from .optics import optics
 
 ALGORITHMS = ("optics", "dbscan", "hdbscan")
 # methods.md §1: OPTICS on the raw signatures, cosine, max_eps 0.13, min_samples 2, xi 0.05 (scikit-learn
@@ -40,6 +42,71 @@ DEFAULTS: dict[str, dict] = {
     "dbscan": {"max_eps": 0.08, "min_samples": 2},
     "hdbscan": {"min_cluster_size": 2, "min_samples": 2},
 }
+# The valid range of every parameter, checked before any work (the web form, the command, the job): out of
+# range, scikit-learn fails deep inside after the neighbour search, or every point silently becomes noise.
+# A neighbourhood of 10,000 signatures is far beyond any group a historian reviews; PCA to more components
+# than a signature has is pointless. The number of signatures bounds both sizes too (`check_size`).
+MAX_NEIGHBOURHOOD = 10_000
+WHOLE_RANGES: dict[str, tuple[int, int]] = {
+    "min_samples": (2, MAX_NEIGHBOURHOOD),
+    "min_cluster_size": (2, MAX_NEIGHBOURHOOD),
+    "pca": (2, 4096),
+}
+HDBSCAN_MIN_SAMPLES = 1  # hdbscan counts the point itself differently: 1 is a valid neighbourhood there
+REAL_RANGES: dict[str, tuple[str, float, float, str]] = {  # (low bracket, low, high, high bracket)
+    "max_eps": ("(", 0.0, 2.0, "]"),  # a cosine distance
+    "xi": ("(", 0.0, 1.0, ")"),
+}
+# Text from a form or the command line: ASCII digits only (int() and float() accept other scripts' digits,
+# "nan" and "inf"), and short, so that int() never parses 5,000 digits.
+WHOLE_TEXT = re.compile(r"[+-]?[0-9]{1,18}", re.ASCII)
+REAL_TEXT = re.compile(r"[+-]?([0-9]{1,18}\.?[0-9]{0,18}|\.[0-9]{1,18})([eE][+-]?[0-9]{1,3})?", re.ASCII)
+
+
+def shown(value: object, limit: int = 40) -> str:
+    try:
+        text = repr(value)
+    except ValueError:  # an int of more than 4,300 digits cannot even be written out
+        return "a number too long to show"
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
+def whole_range(algorithm: str, name: str) -> tuple[int, int]:
+    low, high = WHOLE_RANGES[name]
+    return (HDBSCAN_MIN_SAMPLES, high) if (algorithm, name) == ("hdbscan", "min_samples") else (low, high)
+
+
+def valid_range(algorithm: str, name: str) -> str:
+    """What a parameter must be, for messages: "a whole number from 2 to 10,000", "a number in (0, 1)"."""
+    if name in WHOLE_RANGES:
+        low, high = whole_range(algorithm, name)
+        return f"a whole number from {low:,} to {high:,}"
+    opening, low, high, closing = REAL_RANGES[name]
+    return f"a number in {opening}{low:g}, {high:g}{closing}"
+
+
+def checked(algorithm: str, name: str, value: object) -> int | float:
+    """`value` if it lies in the parameter's range (a whole float such as 3.0 becomes 3); else ValueError
+    naming the parameter and the range."""
+    if name in WHOLE_RANGES:
+        low, high = whole_range(algorithm, name)
+        whole = not isinstance(value, bool) and (
+            isinstance(value, (int, np.integer))
+            or (isinstance(value, (float, np.floating)) and float(value).is_integer())
+        )
+        valid = whole and low <= value <= high
+    else:
+        opening, low, high, closing = REAL_RANGES[name]
+        real = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+        valid = (
+            real
+            and math.isfinite(value)
+            and (low < value if opening == "(" else low <= value)
+            and (value < high if closing == ")" else value <= high)
+        )
+    if not valid:
+        raise ValueError(f"{name} must be {valid_range(algorithm, name)}, got {shown(value)}")
+    return int(value) if name in WHOLE_RANGES else float(value)
 
 
 @dataclass
@@ -64,15 +131,20 @@ class ClusteringParams:
     @classmethod
     def from_values(cls, values: Mapping[str, object]) -> ClusteringParams:
         """From a job's params, a command's options or a form: the parameters given (not None or blank),
-        text cast to each one's type (ValueError when it is not a number of that type)."""
+        text cast to each one's type (ValueError, with the valid range, when it is not such a number)."""
+        algorithm = values.get("algorithm")
+        algorithm = "optics" if algorithm is None else str(algorithm)
         given = {}
         for name, kind in cls.tunable().items():
             value = values.get(name)
             if value is None or (isinstance(value, str) and not value.strip()):
                 continue
-            given[name] = kind(value.strip()) if isinstance(value, str) else value
-        algorithm = values.get("algorithm")
-        return cls(algorithm="optics" if algorithm is None else str(algorithm), **given)
+            if isinstance(value, str):
+                if not (WHOLE_TEXT if kind is int else REAL_TEXT).fullmatch(value.strip()):
+                    raise ValueError(f"{name} must be {valid_range(algorithm, name)}, got {shown(value)}")
+                value = kind(value.strip())
+            given[name] = value
+        return cls(algorithm=algorithm, **given)
 
     def given(self) -> dict:
         """The tunable parameters that are set (for a job's params)."""
@@ -91,21 +163,24 @@ class ClusteringParams:
                 if key not in values:
                     raise ValueError(f"{self.algorithm} has no parameter {key.replace('_', '-')}")
                 values[key] = given
-        params = ClusteringParams(algorithm=self.algorithm, pca=self.pca, **values)
-        if params.pca is not None and (int(params.pca) != params.pca or params.pca < 2):
-            raise ValueError(f"pca must be a number of components of at least 2, got {params.pca}")
-        if params.algorithm == "optics":
-            check_parameters(params.min_samples, params.max_eps, params.xi, params.min_cluster_size)
-        elif params.algorithm == "dbscan":
-            check_parameters(params.min_samples, params.max_eps, 0.5)
-        else:
-            if int(params.min_cluster_size) != params.min_cluster_size or params.min_cluster_size < 2:
+        values["pca"] = self.pca
+        checked_values = {
+            key: None if value is None else checked(self.algorithm, key, value)
+            for key, value in values.items()
+        }
+        return ClusteringParams(algorithm=self.algorithm, **checked_values)
+
+    def check_size(self, count: int) -> None:
+        """Refuse a min_samples or min_cluster_size above the `count` signatures being clustered: OPTICS
+        fails inside scikit-learn, DBSCAN and HDBSCAN silently call every point noise."""
+        limit = max(count, 2)  # the defaults stay valid on an empty or one-point selection
+        for name in ("min_samples", "min_cluster_size"):
+            value = getattr(self, name)
+            if value is not None and value > limit:
                 raise ValueError(
-                    f"min_cluster_size must be an integer of at least 2, got {params.min_cluster_size}"
+                    f"{name} is {value:,} but only {count:,} signatures are clustered; "
+                    f"choose at most {limit:,}"
                 )
-            if int(params.min_samples) != params.min_samples or params.min_samples < 1:
-                raise ValueError(f"min_samples must be a positive integer, got {params.min_samples}")
-        return params
 
     def as_dict(self) -> dict:
         return {key: value for key, value in asdict(self).items() if value is not None}
@@ -241,6 +316,7 @@ def cluster(
     rebuilt when missing or when its radius is smaller than max_eps.
     """
     params = params.resolved()
+    params.check_size(len(vectors))
     if params.needs_graph:
         graph = neighbour_graph(vectors, params, graph, progress=lambda f, m: progress(0.8 * f, m))
         progress(0.85, f"{params.algorithm}: ordering {graph.size:,} points")

@@ -44,6 +44,7 @@ def run_clustering(
     params = params.resolved()
     started = time.perf_counter()
     rows = signatures.of_artworks(version, collections)
+    params.check_size(len(rows.ids))  # before the neighbour search, which takes minutes at 100,000
     log(
         f"clustering {len(rows.ids):,} signatures of {version.label} "
         f"with {params.algorithm} {params.as_dict()}"
@@ -156,6 +157,7 @@ def preview_clustering(
 
     params = params.resolved()
     rows = signatures.of_artworks(version, collections)
+    params.check_size(len(rows.ids))  # before the neighbour search, which takes minutes at 100,000
     graph = graph_for(version, rows, params) if params.needs_graph else None
     return preview(rows.vectors, params, graph=graph)
 

@@ -17,7 +17,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotations.models import Artwork
 from jobs.runner import enqueue
-from training.models import ModelVersion
+from training.models import ModelVersion, resolve_version
+from workbench import params as parse
 from workbench.downloads import json_download
 from workbench.roles import curator_required
 
@@ -27,20 +28,33 @@ from .maps import load_layout
 from .models import ClusteringRun, ProposalMember, ProposalStatus
 from .runs import proposal_from_selection
 
+VERSION_NUMBER_MAX = 2**31 - 1  # ModelVersion.number is a PositiveIntegerField
+
 
 @curator_required
 @require_POST
 def start_clustering(request: HttpRequest) -> HttpResponse:
+    # Everything is checked here, with the valid range or the known versions, so that a job is queued
+    # only when it can run: a bad value would otherwise fail minutes later, in the worker.
+    model = request.POST.get("model", "").strip() or "active"
     try:
         params = ClusteringParams.from_values(request.POST)
         params.resolved()
     except (ValueError, TypeError) as exc:
         messages.error(request, f"Clustering parameters: {exc}")
         return redirect("training:rounds")
+    try:
+        resolve_version(model)
+    except ModelVersion.DoesNotExist as exc:
+        messages.error(request, f"Clustering: {exc}")
+        return redirect("training:rounds")
+    except ValueError:  # resolve_version's isdigit() lets "²" and 5,000 digits through to int()
+        messages.error(
+            request, f"Clustering: {parse.shown(model)} is not a model version (use active, latest, v3 or 3)"
+        )
+        return redirect("training:rounds")
     job = enqueue(
-        "cluster",
-        {"model": request.POST.get("model", "active"), "algorithm": params.algorithm, **params.given()},
-        user=request.user,
+        "cluster", {"model": model, "algorithm": params.algorithm, **params.given()}, user=request.user
     )
     messages.success(request, f"Clustering queued as job #{job.pk}.")
     return redirect("jobs:detail", job.pk)
@@ -136,7 +150,9 @@ def lasso_proposal(request: HttpRequest) -> HttpResponse:
     usage = 'send JSON {"version": N, "artworks": [artwork ids]}'
     try:
         body = json.loads(request.body or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
+        # ValueError: not JSON, not UTF-8 (both subclasses), or an integer of more than 4,300 digits, which
+        # Python refuses to parse; RecursionError: arrays nested deeper than the parser's stack.
         return JsonResponse({"error": usage}, status=400)
     if not isinstance(body, dict):
         return JsonResponse({"error": usage}, status=400)
@@ -148,6 +164,12 @@ def lasso_proposal(request: HttpRequest) -> HttpResponse:
         or isinstance(number, bool)
     ):
         return JsonResponse({"error": usage}, status=400)
+    try:
+        # Within the columns' ranges: a larger Python int overflows the database driver (a 500).
+        number = parse.integer(number, "version", low=0, high=VERSION_NUMBER_MAX)
+        ids = [parse.database_id(v, "artworks") for v in ids]
+    except parse.BadParameter as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
     version = ModelVersion.objects.filter(number=number).first()
     if version is None:
         return JsonResponse({"error": f"no model version {number}"}, status=400)

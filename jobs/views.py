@@ -8,7 +8,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from .models import Job
+from workbench import params
+
+from .models import Job, JobState
 
 
 def can_cancel(user, job: Job) -> bool:
@@ -21,7 +23,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
     jobs = Job.objects.select_related("created_by")
     state = request.GET.get("state")
     if state:
-        jobs = jobs.filter(state=state)
+        jobs = jobs.filter(state=params.choice(state, "state", JobState.values))
     page = Paginator(jobs, 50).get_page(request.GET.get("page"))
     return render(request, "jobs/list.html", {"page": page, "state": state})
 

@@ -115,9 +115,14 @@ def database_state() -> dict[str, list[tuple]]:
 
 
 def files_under(folder: Path) -> dict[str, bytes]:
+    """Every data file's content; not the imports' empty lock file, which the first import creates."""
     if not folder.exists():
         return {}
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != ".import.lock"
+    }
 
 
 # --- a real Celery worker process ---------------------------------------------------------------

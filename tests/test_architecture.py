@@ -23,6 +23,7 @@ WORKBENCH_SHARED = {
     "workbench.paths",
     "workbench.roles",
     "workbench.downloads",
+    "workbench.params",
     "workbench.env",
     "workbench.settings",
     "workbench.celery",

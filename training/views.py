@@ -19,12 +19,14 @@ from annotations.models import Artwork, Connection
 from jobs import pipeline
 from jobs.models import Job
 from jobs.runner import enqueue
+from workbench import params as parse
 from workbench.roles import curator_required
 
 from .models import ModelVersion, resolve_version
 from .search import nearest_to_artwork, nearest_to_vector, signature_of_image
 
 TOP_K = 24
+MAX_EPOCHS = 200
 
 
 @login_required
@@ -46,10 +48,13 @@ def start_round(request: HttpRequest) -> HttpResponse:
     params = pipeline.with_follow_ups({"force": request.POST.get("force") == "1"})
     epochs = request.POST.get("epochs", "").strip()
     if epochs:
-        if not epochs.isdigit() or not 1 <= int(epochs) <= 200:
-            messages.error(request, "Epochs must be a whole number from 1 to 200.")
+        try:
+            params["epochs"] = parse.integer(epochs, "epochs", low=1, high=MAX_EPOCHS)
+        except parse.OutOfRange as exc:
+            # A number the form could send: back to the form with the reason. Anything else (not a number
+            # at all) came from no form, and BadParameter answers it with 400.
+            messages.error(request, f"{str(exc).capitalize()}.")
             return redirect("training:rounds")
-        params["epochs"] = int(epochs)
     job = enqueue("train_round", params, user=request.user)
     messages.success(
         request, f"Round started as job #{job.pk}: training, then signatures, clustering and the map."
@@ -118,7 +123,7 @@ def search(request: HttpRequest) -> HttpResponse:
         if (request.GET.get("compare") or request.POST.get("compare"))
         else None
     )
-    query_text = request.GET.get("q", "").strip()
+    query_text = parse.text(request.GET.get("q", ""), "q")
     context: dict = {"versions": versions, "first": first, "second": second, "q": query_text, "columns": []}
     if query_text:
         context["matches"] = Artwork.objects.filter(
@@ -127,8 +132,8 @@ def search(request: HttpRequest) -> HttpResponse:
             | Q(external_id__icontains=query_text)
         ).select_related("collection")[:30]
     artwork = None
-    if request.GET.get("artwork", "").isdigit():
-        artwork = get_object_or_404(Artwork, pk=int(request.GET["artwork"]))
+    if request.GET.get("artwork", "").strip():
+        artwork = get_object_or_404(Artwork, pk=parse.database_id(request.GET["artwork"], "artwork"))
         context["artwork"] = artwork
         for version in [v for v in (first, second) if v is not None]:
             hits = nearest_to_artwork(version, artwork.pk, k=TOP_K)

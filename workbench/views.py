@@ -11,6 +11,8 @@ from clustering.models import ClusteringRun
 from jobs.models import Job
 from training.models import ModelVersion
 
+from .params import BadParameter
+
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
@@ -41,3 +43,15 @@ def healthz(request: HttpRequest) -> JsonResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"ok": True})
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler400: a `BadParameter` says what was wrong, to a page or (asked for JSON) a script.
+
+    Other 400s (Django's own: a malformed upload, too many fields, a bad Host) get a generic text, since
+    their messages are meant for the server log, not the person at the browser.
+    """
+    message = str(exception) if isinstance(exception, BadParameter) else "The request could not be read."
+    if "application/json" in request.headers.get("Accept", "") or request.content_type == "application/json":
+        return JsonResponse({"error": message}, status=400)
+    return render(request, "400.html", {"message": message}, status=400)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from annotations.collections import collections_option
 from jobs.cli import add_worker_arguments, run_worker_job
 from jobs.models import JobState
 from training.models import ModelVersion, resolve_version
@@ -32,6 +33,7 @@ class Command(BaseCommand):
         add_worker_arguments(parser)
 
     def handle(self, *args, **options) -> None:
+        collections = collections_option(options["collections"])
         try:
             params = ClusteringParams.from_values(options)
             params.resolved()
@@ -39,12 +41,12 @@ class Command(BaseCommand):
         except (ValueError, ModelVersion.DoesNotExist) as exc:
             raise CommandError(str(exc)) from None
         if options["preview"]:
-            self.preview(version, params, options["collections"])
+            self.preview(version, params, collections or None)
             return
         job_params = {
             "model": str(version.number),
             "algorithm": params.algorithm,
-            "collections": options["collections"] or [],
+            "collections": collections,
             **params.given(),
         }
         job = run_worker_job(self, "cluster", job_params, options)
@@ -61,7 +63,7 @@ class Command(BaseCommand):
 
         try:
             result = preview_clustering(version, params, collections)
-        except MissingSignatures as exc:
+        except (MissingSignatures, ValueError) as exc:  # ValueError: a parameter too large for the data
             raise CommandError(str(exc)) from None
         self.stdout.write(
             f"{params.algorithm} {params.resolved().as_dict()} on {version.label}: "
