@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotations.connection_types import CONNECTION_TYPES
+from annotations.images import ImageProblem, query_image
 from annotations.models import Artwork, Connection
 from jobs import pipeline
 from jobs.models import Job
@@ -26,6 +27,8 @@ from .models import ModelVersion, resolve_version
 from .search import nearest_to_artwork, nearest_to_vector, signature_of_image
 
 TOP_K = 24
+# An uploaded query is decoded once, at most this many pixels a side: models embed at a few hundred.
+QUERY_SIDE = 1024
 MAX_EPOCHS = 200
 
 
@@ -150,19 +153,15 @@ def search(request: HttpRequest) -> HttpResponse:
         if problem:
             context["upload_error"] = problem
         else:
-            with tempfile.TemporaryDirectory() as folder:
-                path = Path(folder) / "query"
-                with open(path, "wb") as handle:
-                    for chunk in upload.chunks():
-                        handle.write(chunk)
-                from annotations.images import ImageProblem, decode, read_limited
-
-                try:
-                    decode(read_limited(path, settings.MAX_IMAGE_BYTES), settings.MAX_IMAGE_PIXELS)
-                except ImageProblem as exc:
-                    context["upload_error"] = f"{upload.name}: {exc}"
-                else:
-                    context["uploaded"] = upload.name
+            try:
+                picture = query_image(b"".join(upload.chunks()), settings.MAX_IMAGE_PIXELS, QUERY_SIDE)
+            except ImageProblem as exc:
+                context["upload_error"] = f"{upload.name}: {exc}"
+            else:
+                context["uploaded"] = upload.name
+                with tempfile.TemporaryDirectory() as folder:
+                    path = Path(folder) / "query.png"
+                    picture.save(path, "PNG", compress_level=1)
                     for version in [v for v in (first, second) if v is not None]:
                         vector = signature_of_image(version, path)
                         hits = nearest_to_vector(version, vector, TOP_K)
