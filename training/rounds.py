@@ -270,12 +270,7 @@ def train_round(
         raise NothingToTrain("no known connections in the train split: annotate or import some first")
     same = ModelVersion.objects.filter(connection_set_hash=fingerprint, backbone=config.backbone)
     if same.exists() and not force:
-        version = same.order_by("-number").first()
-        return {
-            "summary": f"Skipped: {version.label} was trained on the same connections (use --force)",
-            "skipped": True,
-            "version": version.number,
-        }
+        return trained_already(same)
     # The number is reserved before any file is written: a second worker starting a round now gets
     # the next number, or skips when it would train on the same connections (issue 10.2).
     reservation, holder = reserve_version(fingerprint, config.backbone, job)
@@ -288,15 +283,19 @@ def train_round(
     with reserved(reservation):
         if same.exists() and not force:
             # A round on the same connections finished between the check above and the reservation.
-            version = same.order_by("-number").first()
-            return {
-                "summary": f"Skipped: {version.label} was trained on the same connections (use --force)",
-                "skipped": True,
-                "version": version.number,
-            }
+            return trained_already(same)
         return train_reserved_round(
             reservation, parent, config, gallery, fingerprint, user, job, progress, log
         )
+
+
+def trained_already(same) -> dict:
+    version = same.order_by("-number").first()
+    return {
+        "summary": f"Skipped: {version.label} was trained on the same connections (use --force)",
+        "skipped": True,
+        "version": version.number,
+    }
 
 
 def train_reserved_round(
