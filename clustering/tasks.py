@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from annotations.collections import existing_collections
 from jobs.registry import job_handler
 from training.models import resolve_version
 
@@ -21,11 +22,14 @@ def cluster_job(job, progress, log) -> dict:
     from .reports import summary
     from .runs import run_clustering
 
+    # Checked before anything else, so that a job queued with a bad value fails at once with its range.
+    collections = existing_collections(job.params.get("collections")) or None
+    params = params_from(job.params).resolved()
     version = resolve_version(job.params.get("model", "active"))
     run = run_clustering(
         version,
-        params_from(job.params),
-        job.params.get("collections") or None,
+        params,
+        collections,
         user=job.created_by,
         job=job,
         progress=progress,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from annotations.collections import existing_collections
 from jobs.registry import job_handler
 
 from .models import ModelVersion, resolve_version
@@ -12,16 +13,21 @@ from .models import ModelVersion, resolve_version
 
 @job_handler("train_round")
 def train_round_job(job, progress, log) -> dict:
-    from .rounds import train_round
-
     params = dict(job.params)
     params.pop("then", None)  # the chain's next steps, for the job runner
-    collections = params.pop("collections", None) or None
+    # Checked first, before torch loads: a misspelt name would select no artworks and the round would fail
+    # much later with a misleading message.
+    collections = existing_collections(params.pop("collections", None)) or None
+
+    from .rounds import train_round
+
     return train_round(collections, user=job.created_by, job=job, progress=progress, log=log, **params)
 
 
 @job_handler("extract_signatures")
 def extract_signatures_job(job, progress, log) -> dict:
+    collections = existing_collections(job.params.get("collections")) or None
+
     from .rounds import extract_for_version
 
     name = job.params.get("model", "active")
@@ -33,7 +39,7 @@ def extract_signatures_job(job, progress, log) -> dict:
         version = None  # no model yet: the first extraction creates round 0
     return extract_for_version(
         version,
-        job.params.get("collections") or None,
+        collections,
         user=job.created_by,
         job=job,
         progress=progress,

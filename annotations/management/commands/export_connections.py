@@ -5,6 +5,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from annotations.collections import collections_option
 from annotations.exporting import write_connections_csv
 from annotations.storage import atomic_write_bytes
 
@@ -25,6 +26,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         import io
 
+        if options["collection"] is not None:
+            collections_option([options["collection"]])
         buffer = io.StringIO()
         count = write_connections_csv(buffer, history=options["history"], collection=options["collection"])
         if options["out"] == "-":

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from annotations.collections import collections_option
 from annotations.models import Artwork
 from annotations.storage import atomic_write_bytes
 from training.cli import version_with_signatures
@@ -22,10 +23,11 @@ class Command(BaseCommand):
         parser.add_argument("--out", required=True, type=Path)
 
     def handle(self, *args, **options) -> None:
+        collections = collections_option(options["collections"])
         version, stored = version_with_signatures(options["model"])
         artworks = Artwork.objects.filter(pk__in=stored.ids)
-        if options["collections"]:
-            artworks = artworks.filter(collection__name__in=options["collections"])
+        if collections:
+            artworks = artworks.filter(collection__name__in=collections)
         external = dict(artworks.values_list("pk", "external_id"))
         wanted = [pk for pk in stored.ids if pk in external]
         subset = stored.subset(wanted)

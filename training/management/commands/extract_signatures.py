@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from annotations.collections import collections_option
 from jobs.cli import add_worker_arguments, run_worker_job
 from jobs.pipeline import with_follow_ups
 
@@ -24,7 +25,7 @@ class Command(BaseCommand):
         add_worker_arguments(parser)
 
     def handle(self, *args, **options) -> None:
-        params = {"model": options["model"], "collections": options["collections"] or []}
+        params = {"model": options["model"], "collections": collections_option(options["collections"])}
         if not options["no_cluster"]:
             params = with_follow_ups(params)
         run_worker_job(self, "extract_signatures", params, options)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from annotations.collections import collections_option
 from jobs.cli import add_worker_arguments, run_worker_job
 from jobs.pipeline import with_follow_ups
 from training.backbones import BACKBONES
@@ -45,6 +46,7 @@ class Command(BaseCommand):
             from django.core.management.base import CommandError
 
             raise CommandError("--epochs must be at least 1")
+        options["collections"] = collections_option(options["collections"]) or None
         names = (
             "collections",
             "backbone",
