@@ -188,11 +188,11 @@ def build_demo(
     progress: Callable[[float, str], None] | None = None,
 ) -> DemoBuild:
     """Write images/, sources.csv, derivatives.csv, connections_known.csv and ground_truth.csv."""
+    check_limit(limit)
     progress = progress or (lambda fraction, message: None)
     rng = random.Random(seed)
     data_dir, objects = met_objects()
-    if limit:
-        objects = objects[:limit]
+    objects = objects[:limit]
     images = folder / "images"
     (images / "met").mkdir(parents=True, exist_ok=True)
     (images / "derived").mkdir(parents=True, exist_ok=True)
@@ -278,7 +278,9 @@ def build_demo(
             parent = rng.choice(lineage[1:]) if len(lineage) > 1 and rng.random() < 0.25 else source
             transform, type_code, prefix = SINGLE_TRANSFORMS[kind]
             lineage.append(add(transform(pictures[parent.id], rng), kind, [parent], type_code, prefix))
-    for motif_source in rng.sample(patterned, k=min(len(untouched), max(1, len(patterned) // 6))):
+    # With a single painting there is nothing to derive from (and `sample` would refuse k=1 of none).
+    motifs = min(len(untouched), len(patterned), max(1, len(patterned) // 6))
+    for motif_source in rng.sample(patterned, k=motifs):
         host = untouched.pop(rng.randrange(len(untouched)))
         picture = borrowed_motif(pictures[motif_source.id], pictures[host.id], rng)
         add(picture, "borrowed_motif", [motif_source, host], "POSITIVE", "Motif of")
@@ -298,6 +300,27 @@ def build_demo(
     (folder / "counts.json").write_text(json.dumps({"seed": seed, **build.counts}, indent=2))
     progress(1.0, f"Demo built: {len(sources)} paintings, {len(derivatives)} derivatives")
     return build
+
+
+def check_limit(limit: int | None) -> None:
+    # A slice with a negative limit silently drops paintings from the end; 0 used to mean "all".
+    if limit is not None and limit < 1:
+        raise ValueError(f"the limit is a number of paintings, at least 1 (not {limit})")
+
+
+def built_with(folder: Path, seed: int, limit: int | None) -> bool:
+    """Whether the demo in `folder` is what `build_demo(folder, seed, limit)` writes.
+
+    The build is determined by the seed and the paintings used, which `counts.json` records; a folder
+    without it counts as different.
+    """
+    check_limit(limit)
+    try:
+        recorded = json.loads((folder / "counts.json").read_text())
+    except (OSError, ValueError):
+        return False
+    paintings = len(met_objects()[1][:limit])
+    return recorded.get("seed") == seed and recorded.get("source_paintings") == paintings
 
 
 def choose_known(edges: list[tuple[str, str, str]], rng: random.Random) -> list[tuple[str, str, str]]:
