@@ -133,15 +133,25 @@ class Job(models.Model):
         pid = self.local_pid()
         return pid is not None and not pid_alive(pid)
 
-    def request_cancel(self) -> bool:
-        """Cancel a queued job at once; ask a running one to stop at its next progress report."""
+    def request_cancel(self, reason: str = "") -> bool:
+        """Cancel a queued job at once; ask a running one to stop at its next progress report.
+
+        `reason` becomes the cancelled job's message; a running job's runner finds it in `result`, the one
+        field of a running job that nothing else writes until it ends.
+        """
         now = timezone.now()
         if Job.objects.filter(pk=self.pk, state=JobState.QUEUED).update(
-            state=JobState.CANCELLED, cancel_requested=True, finished_at=now, message="Cancelled before start"
+            state=JobState.CANCELLED,
+            cancel_requested=True,
+            finished_at=now,
+            message=reason or "Cancelled before start",
         ):
             self.refresh_from_db()
             return True
-        changed = Job.objects.filter(pk=self.pk, state=JobState.RUNNING).update(cancel_requested=True)
+        updates = {"result": {"cancel_reason": reason[:500]}} if reason else {}
+        changed = Job.objects.filter(pk=self.pk, state=JobState.RUNNING).update(
+            cancel_requested=True, **updates
+        )
         self.refresh_from_db()
         return bool(changed)
 

@@ -21,6 +21,13 @@ class JobCancelled(Exception):
     """Raised inside a running job when a user asked to cancel it."""
 
 
+class JobRefused(Exception):
+    """A job's input was wrong and its message says how (an unknown collection, say).
+
+    An expected failure: the job fails with the message, and the runner logs it without a traceback.
+    """
+
+
 def no_progress(fraction: float, message: str = "") -> None:
     """The callback for callers that do not watch progress."""
 

@@ -18,8 +18,8 @@ from django.conf import settings
 from django.db import OperationalError, close_old_connections, connection, transaction
 from django.utils import timezone
 
-from .models import Job, JobState
-from .progress import JobCancelled, ProgressSink, ProgressTracker
+from .models import ACTIVE_STATES, Job, JobState
+from .progress import JobCancelled, JobRefused, ProgressSink, ProgressTracker
 from .registry import get_handler
 
 logger = logging.getLogger(__name__)
@@ -27,6 +27,11 @@ logger = logging.getLogger(__name__)
 # The Celery task that runs a job row (`jobs.tasks.run_job`). Sent by name, so that this module does not
 # import the tasks module that imports it.
 RUN_JOB_TASK = "jobs.run_job"
+
+WORKER_SHUTDOWN_REASON = (
+    "Stopped because its worker shut down; start it again to go on (a training round resumes from its "
+    "last epoch's checkpoint)"
+)
 
 
 class JobMonitor(threading.Thread):
@@ -115,22 +120,30 @@ def execute(job: Job, extra_sinks: list[ProgressSink] | None = None, follow_ups:
     monitor.start()
     tracker = ProgressTracker([monitor, *(extra_sinks or [])])
     try:
-        result = handler(job, tracker, monitor.log)
+        try:
+            result = handler(job, tracker, monitor.log)
+        finally:
+            # Also on KeyboardInterrupt or SystemExit, which the handlers below let through: a monitor left
+            # running would keep writing heartbeats for a job that no longer runs.
+            monitor.stop()
     except JobCancelled:
-        monitor.stop()
-        job.finish(JobState.CANCELLED, message="Cancelled; nothing was changed")
+        job.finish(JobState.CANCELLED, message=cancel_message(job))
     except Exception as exc:  # noqa: BLE001 - any failure must end up on the job row
-        monitor.stop()
-        logger.exception("job %s failed", job.pk)
         # Exceptions may carry details for the UI (an import's list of problems).
+        details = getattr(exc, "result", None)
+        if details is not None or isinstance(exc, JobRefused):
+            # Expected: the input was refused and the message (or the problem list) says why. A command
+            # running the job prints exactly that; a traceback there would bury it.
+            logger.info("job %s refused: %s", job.pk, exc)
+        else:
+            logger.exception("job %s failed", job.pk)
         job.finish(
             JobState.FAILED,
             message=f"Failed: {exc}"[:500],
             error=f"{exc}\n\n{traceback.format_exc()}",
-            result=getattr(exc, "result", None),
+            result=details,
         )
     else:
-        monitor.stop()
         follow_up = None
         try:
             follow_up = create_follow_up(job, result, follow_ups)
@@ -153,6 +166,24 @@ def execute(job: Job, extra_sinks: list[ProgressSink] | None = None, follow_ups:
             else:
                 send_to_worker(follow_up)
     return job
+
+
+def cancel_message(job: Job) -> str:
+    """What a cancelled job says: the reason whoever cancelled it gave (see `Job.request_cancel`)."""
+    job.refresh_from_db(fields=["result"])
+    return (job.result or {}).get("cancel_reason") or "Cancelled; nothing was changed"
+
+
+def cancel_for_worker_shutdown(job_ids: list[int]) -> int:
+    """Stop the jobs a stopping worker runs, at their next progress report, saying how to go on.
+
+    Called from the worker's shutdown (`jobs.signals`). Through the row, because under the prefork pool the
+    job runs in a child process that the shutdown signal does not reach; the job's monitor reads the flag.
+    """
+    stopped = 0
+    for job in Job.objects.filter(pk__in=job_ids, state__in=ACTIVE_STATES):
+        stopped += job.request_cancel(reason=WORKER_SHUTDOWN_REASON)
+    return stopped
 
 
 def create_follow_up(job: Job, result: dict, how: str) -> Job | None:
