@@ -180,6 +180,29 @@ def test_cancelled_round_registers_nothing(demo_collection):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_round_can_be_cancelled_while_it_mines_and_while_it_validates(demo_collection):
+    """Inside the gallery extractions, not after them: a worker shutting down must not wait for a whole
+    collection's signatures (issue 10.13)."""
+    from jobs.progress import JobCancelled
+
+    extract_for_version(None)
+    for phase in ("mining hard negatives, signatures", "evaluating on val, signatures"):
+        seen: list[str] = []
+
+        def cancel_in(
+            fraction: float, message: str, eta: float | None = None, phase=phase, seen=seen
+        ) -> None:
+            seen.append(message)
+            if phase in message:
+                raise JobCancelled("stopped by the test")
+
+        with pytest.raises(JobCancelled):
+            train_round(epochs=1, force=True, progress=cancel_in, **TINY)
+        assert ModelVersion.objects.count() == 1, seen
+        assert not any("computing signatures of every artwork" in message for message in seen)
+
+
+@pytest.mark.django_db(transaction=True)
 def test_training_commands_inline(demo_collection, capsys, tmp_path):
     from django.core.management import CommandError
 

@@ -329,7 +329,9 @@ def train_reserved_round(
     )
     progress(0.92, "computing signatures of every artwork")
     full = build_gallery()
-    vectors = signatures_for(result.model, full.data.paths, config)
+    vectors = signatures_for(
+        result.model, full.data.paths, config, progress=lambda f, m: progress(0.92 + 0.07 * f, m)
+    )
     with transaction.atomic():
         version = ModelVersion.objects.create(
             number=number,

@@ -262,7 +262,14 @@ def fit(
     for epoch in range(start_epoch, config.epochs + 1):
         if need_mining or not triplets:
             report(epoch, 0.0, "mining hard negatives")
-            pool_vectors = signatures_for(model, data.paths, config)
+            # Progress from inside the extraction: that is also where a cancel (a worker shutting down)
+            # takes effect, within a batch rather than after the whole gallery (issue 10.13).
+            pool_vectors = signatures_for(
+                model,
+                data.paths,
+                config,
+                progress=lambda f, m, epoch=epoch: report(epoch, 0.1 * f, f"mining hard negatives, {m}"),
+            )
             triplets = mine_triplets(
                 pool_vectors,
                 data.train_pairs,
@@ -297,7 +304,12 @@ def fit(
             ),
         )
         report(epoch, 0.85, "evaluating on val")
-        vectors = signatures_for(model, data.paths, config)
+        vectors = signatures_for(
+            model,
+            data.paths,
+            config,
+            progress=lambda f, m, epoch=epoch: report(epoch, 0.85 + 0.15 * f, f"evaluating on val, {m}"),
+        )
         val = evaluate(vectors, data, "val")
         improved = val.map > best_map
         history.append(
