@@ -140,6 +140,21 @@ def session_database_url() -> str:
     return f"postgres://{auth}{conf.get('HOST') or ''}{port}/{conf['NAME']}"
 
 
+def manage_py(*args: str, **options) -> subprocess.Popen:
+    """`python manage.py ARGS` as another process against this test's database and data folder, as a
+    second terminal or worker would run it; output in `.stdout` (stderr merged) as text."""
+    env = {**os.environ, "DATABASE_URL": session_database_url(), "WORKBENCH_DATA_DIR": str(settings.DATA_DIR)}
+    return subprocess.Popen(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=options.pop("stderr", subprocess.STDOUT),
+        text=True,
+        **options,
+    )
+
+
 class WorkerProcess:
     def __init__(self, log_path: Path) -> None:
         env = dict(os.environ)

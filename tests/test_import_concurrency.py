@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from annotations.models import Artwork, Collection, ImportRecord
 from jobs.models import Job
 from workbench import paths
 
-from .conftest import ROOT, SourceCollection, session_database_url, write_rows
+from .conftest import SourceCollection, manage_py, write_rows
 
 
 def with_ids(source: SourceCollection, prefix: str, name: str) -> Path:
@@ -62,28 +61,14 @@ def test_ids_taken_while_checking_name_the_import_that_won(source: SourceCollect
 
 
 def run_import(source: SourceCollection, metadata: Path, collection: str) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DATABASE_URL": session_database_url(),
-        "WORKBENCH_DATA_DIR": str(paths.root()),
-    }
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "import_collection",
-            "--images",
-            str(source.images),
-            "--metadata",
-            str(metadata),
-            "--collection",
-            collection,
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    return manage_py(
+        "import_collection",
+        "--images",
+        str(source.images),
+        "--metadata",
+        str(metadata),
+        "--collection",
+        collection,
     )
 
 

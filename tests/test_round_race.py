@@ -6,9 +6,7 @@ the test database (SQLite in the first pass of .ci/run, PostgreSQL in the second
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -19,7 +17,7 @@ from training.models import ModelVersion, VersionReservation
 from training.rounds import extract_for_version, next_version_number, reserve_version
 from workbench import paths
 
-from .conftest import ROOT, session_database_url
+from .conftest import manage_py
 
 
 @pytest.fixture
@@ -32,15 +30,8 @@ def small_demo(data_dir, tmp_path):
 
 
 def start_round() -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": session_database_url(), "WORKBENCH_DATA_DIR": str(paths.root())}
-    command = ["manage.py", "train_round", "--inline", "--no-cluster", "--epochs", "2", "--input-size", "64"]
-    return subprocess.Popen(
-        [sys.executable, *command, "--batch-size", "8"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    return manage_py(
+        "train_round", "--inline", "--no-cluster", "--epochs", "2", "--input-size", "64", "--batch-size", "8"
     )
 
 
