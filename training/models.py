@@ -106,7 +106,7 @@ def resolve_version(name: str) -> ModelVersion:
             raise ModelVersion.DoesNotExist("no model version yet")
         return version
     digits = name[1:] if name.lower().startswith("v") else name
-    # ASCII digits only, and few of them: "²" passes isdigit() and 5,000 digits make int() refuse (issue 10.5).
+    # ASCII digits only, and few: "²" passes isdigit() and int() refuses 5,000 digits (issue 10.5).
     if not re.fullmatch(r"[0-9]{1,10}", digits):
         raise ModelVersion.DoesNotExist(f"{name[:40]!r} is not a model version (use active, latest, v3 or 3)")
     try:
