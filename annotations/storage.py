@@ -41,15 +41,18 @@ def stage_bytes(target: Path, data: bytes, existing: Path) -> None:
 
     Always staged, even when the content is already in place: until this import commits, nothing says
     that file will stay (a concurrent import that placed it may fail and remove it again, issue 10.1).
-    The link keeps the content alive at no cost; a copy is the fallback where links are not possible.
+    The link keeps the content alive at no cost. A staged file may share its inode with a committed one,
+    so it is never opened for writing: a copy goes through a temporary file and a rename.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(existing, target)
         return
+    except FileExistsError:
+        return  # staged already, for another row of the same image (content-addressed: same bytes)
     except OSError:
-        pass
-    target.write_bytes(data)
+        pass  # not there yet, or no hard links on this file system
+    atomic_write_bytes(target, data)
 
 
 @contextmanager
@@ -62,7 +65,9 @@ def exclusive_lock(
     where a cancel takes effect).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
+    # Read-only and writable by all: a lock taken by a command run as another user than the worker's.
+    descriptor = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+    with os.fdopen(descriptor, "rb") as handle:
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

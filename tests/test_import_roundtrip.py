@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -184,3 +185,16 @@ def test_cancel_after_commit_keeps_the_files(source, data_dir):
     for artwork in artworks:
         assert (data_dir / artwork.image_relpath).is_file()
         assert (data_dir / artwork.thumbnail_relpath("grid")).is_file()
+
+
+@pytest.mark.django_db
+def test_reimport_never_writes_into_committed_files(source: SourceCollection, data_dir: Path):
+    """Staged files may be hard links to committed ones: a second row of the same image must not open such
+    a link for writing (a torn image if the import were killed there)."""
+    import_collection(source.images, source.metadata, source.connections, "Test collection")
+    committed = {path: path.stat().st_mtime_ns for path in data_dir.rglob("*.jpg")}
+    rows = source.metadata_rows(6)
+    rows[5][1] = rows[4][1]  # two rows, one image
+    write_rows(source.metadata, SourceCollection.METADATA_HEADER, rows)
+    import_collection(source.images, source.metadata, source.connections, "Test collection")
+    assert {path: path.stat().st_mtime_ns for path in committed} == committed
