@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,16 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 # A truncated file must fail the import, not load as a grey-bottomed picture.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
-FORMAT_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "TIFF": "tif", "WEBP": "webp", "GIF": "gif", "BMP": "bmp"}
+# MPO: a camera's multi-picture JPEG (Android "Ultra HDR" too); browsers and the model see its first picture.
+FORMAT_EXTENSIONS = {
+    "JPEG": "jpg",
+    "MPO": "jpg",
+    "PNG": "png",
+    "TIFF": "tif",
+    "WEBP": "webp",
+    "GIF": "gif",
+    "BMP": "bmp",
+}
 
 
 class ImageProblem(ValueError):
@@ -78,13 +88,13 @@ def decoded(data: bytes, max_pixels: int, max_side: int | None) -> tuple[Image.I
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image, fmt = opened(data, max_pixels)
-            if fmt == "JPEG":
-                check_jpeg_stream(data)
-                if max_side:
-                    # The requested box keeps the aspect ratio: draft() keeps both sides at least this big.
-                    shrink = max(image.size) / max_side
-                    image.draft("RGB", (math.ceil(image.width / shrink), math.ceil(image.height / shrink)))
+            if fmt in ("JPEG", "MPO") and max_side:
+                # The requested box keeps the aspect ratio: draft() keeps both sides at least this big.
+                shrink = max(image.size) / max_side
+                image.draft("RGB", (math.ceil(image.width / shrink), math.ceil(image.height / shrink)))
             image.load()
+            if fmt in ("JPEG", "MPO"):
+                check_jpeg_stream(data)
     except ImageProblem:
         raise
     except UnidentifiedImageError:
@@ -118,23 +128,36 @@ def query_image(data: bytes, max_pixels: int, max_side: int) -> Image.Image:
     return image
 
 
+# The libjpeg warnings that mean picture data was lost or misread: the decoder hit a marker or the end of
+# the file inside a scan (and fills the rest with grey), or lost its place in the entropy-coded data.
+# Others are harmless (padding between header markers, a newer JFIF version, loose SOS parameters that
+# some encoders write) and a strict decoder must not refuse those files.
+DAMAGE_WARNINGS = re.compile(
+    r"premature end|bad (huffman|arithmetic) code|instead of RST|extraneous bytes before marker 0xd[0-9a]",
+    re.IGNORECASE,
+)
+
+
 def check_jpeg_stream(data: bytes) -> None:
     """Refuse a JPEG whose entropy-coded data libjpeg reports as damaged.
 
     Pillow's decoder ignores libjpeg's warnings: a file with a block overwritten, cut and closed with an
     end marker, or missing a chunk decodes "successfully", the picture continuing in mid-grey from the
     damage down (issue 10: 12 of 20 random mid-file corruptions were accepted). libjpeg-turbo with
-    warnings as errors (simplejpeg's strict mode) refuses them. At 1/8 scale the check still reads every
+    warnings as errors (simplejpeg's strict mode) reports them. At 1/8 scale the check still reads every
     entropy-coded byte, but skips most of the inverse DCT: about half a millisecond for a photograph.
     Damage that decodes into other valid codes is invisible to every decoder (JPEG has no checksum).
     """
     try:
         simplejpeg.decode_jpeg(data, colorspace="GRAY", min_factor=8, strict=True)
-    except ValueError as exc:
-        raise ImageProblem(
-            f"corrupt or truncated image: the JPEG data is damaged ({exc}); "
-            "it would show grey or garbled from the damage down"
-        ) from None
+    except ValueError as warning:
+        if DAMAGE_WARNINGS.search(str(warning)):
+            raise ImageProblem(
+                f"corrupt or truncated image: the JPEG data is damaged ({warning}); "
+                "it would show grey or garbled from the damage down"
+            ) from None
+        # Anything else: a harmless warning, or an error on a header Pillow read without complaint (it
+        # has decoded the whole picture by now): the picture is intact.
 
 
 def thumbnail_bytes(image: Image.Image, max_side: int) -> bytes:

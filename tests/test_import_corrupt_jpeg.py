@@ -76,3 +76,30 @@ def test_import_reports_the_damaged_file_with_its_line(source: SourceCollection,
     [problem] = failure.value.problems
     assert problem.file.endswith("metadata.csv") and problem.line == 5  # row of art-3, after the header
     assert "img/3.jpg" in problem.message and "JPEG data is damaged" in problem.message
+
+
+def padded_before_frame(data: bytes) -> bytes:
+    """Two fill bytes before the SOF marker: libjpeg warns "extraneous bytes", the picture is intact."""
+    at = data.index(b"\xff\xc0")
+    return data[:at] + b"\x00\x00" + data[at:]
+
+
+def newer_jfif_version(data: bytes) -> bytes:
+    at = data.index(b"JFIF\x00") + 5
+    return data[:at] + b"\x02\x01" + data[at + 2 :]
+
+
+@pytest.mark.parametrize("quirk", [padded_before_frame, newer_jfif_version], ids=lambda q: q.__name__)
+def test_harmless_libjpeg_warnings_do_not_refuse_a_picture(quirk):
+    """Strict about lost picture data only: these files decode to the very same pixels."""
+    original = photograph_like_jpeg(seed=7)
+    image, ext = decode(quirk(original), max_pixels=10**8)
+    assert ext == "jpg" and image.tobytes() == Image.open(io.BytesIO(original)).tobytes()
+
+
+def test_multi_picture_camera_jpeg_is_accepted():
+    first = Image.open(io.BytesIO(photograph_like_jpeg(seed=8)))
+    out = io.BytesIO()
+    first.save(out, "MPO", save_all=True, append_images=[first.copy()])
+    image, ext = decode(out.getvalue(), max_pixels=10**8)
+    assert ext == "jpg" and image.size == (480, 360)
