@@ -64,5 +64,6 @@ def cancel_with_retries(job_ids: list[int], attempts: int = 10) -> None:
                 continue
             logger.warning("worker shutting down: cancelled %d running job(s) %s", stopped, job_ids)
             return
+        logger.error("worker shutting down: could not cancel jobs %s; they end when the worker does", job_ids)
     finally:
         connection.close()
