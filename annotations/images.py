@@ -26,6 +26,7 @@ FORMAT_EXTENSIONS = {
     "GIF": "gif",
     "BMP": "bmp",
 }
+JPEG_FORMATS = ("JPEG", "MPO")
 
 
 class ImageProblem(ValueError):
@@ -88,12 +89,12 @@ def decoded(data: bytes, max_pixels: int, max_side: int | None) -> tuple[Image.I
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image, fmt = opened(data, max_pixels)
-            if fmt in ("JPEG", "MPO") and max_side:
+            if fmt in JPEG_FORMATS and max_side:
                 # The requested box keeps the aspect ratio: draft() keeps both sides at least this big.
                 shrink = max(image.size) / max_side
                 image.draft("RGB", (math.ceil(image.width / shrink), math.ceil(image.height / shrink)))
             image.load()
-            if fmt in ("JPEG", "MPO"):
+            if fmt in JPEG_FORMATS:
                 check_jpeg_stream(data)
     except ImageProblem:
         raise
@@ -117,11 +118,7 @@ def query_image(data: bytes, max_pixels: int, max_side: int) -> Image.Image:
     A search embeds it at the model's input size (a few hundred pixels), so nothing is lost; decoding a
     64-megapixel upload twice at full size held a web request for about 20 s (issue 10.11).
     """
-    image, _ = decoded(data, max_pixels, max_side)
-    image = ImageOps.exif_transpose(image)
-    if image.mode in ("I;16", "I", "F"):
-        image = ImageOps.autocontrast(image.convert("I").point(lambda v: v / 256).convert("L"))
-    image = image.convert("RGB")
+    image = upright(decoded(data, max_pixels, max_side)[0]).convert("RGB")
     # reducing_gap: a box reduction by an integer factor first, then LANCZOS for the rest (fast, and the
     # same picture to the eye and to the model).
     image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
@@ -160,6 +157,15 @@ def check_jpeg_stream(data: bytes) -> None:
         # has decoded the whole picture by now): the picture is intact.
 
 
+def upright(image: Image.Image) -> Image.Image:
+    """Turned as its EXIF orientation says (photographs carry it; sizes, thumbnails and signatures are of
+    the upright picture), 16-bit and float greys brought to 8 bits."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I", "F"):
+        image = ImageOps.autocontrast(image.convert("I").point(lambda v: v / 256).convert("L"))
+    return image
+
+
 def thumbnail_bytes(image: Image.Image, max_side: int) -> bytes:
     thumb = image.copy()
     thumb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
@@ -176,10 +182,7 @@ def process_image(
     """Read, verify and thumbnail one image; raises ImageProblem with a reason a person can act on."""
     data = read_limited(path, max_bytes)
     image, ext = decode(data, max_pixels)
-    # Photographs carry their orientation in EXIF; sizes and thumbnails are of the upright image.
-    image = ImageOps.exif_transpose(image)
-    if image.mode in ("I;16", "I", "F"):
-        image = ImageOps.autocontrast(image.convert("I").point(lambda v: v / 256).convert("L"))
+    image = upright(image)
     info = ImageInfo(
         sha256=hashlib.sha256(data).hexdigest(),
         ext=ext,

@@ -386,11 +386,9 @@ def with_winner(problem: Problem, existing: dict[str, Artwork], checked: dict[st
             .order_by("pk")
             .first()
         )
-        by = (
-            f"import #{winner.pk} (job #{winner.job_id})"
-            if winner and winner.job_id
-            else (f"import #{winner.pk}" if winner else "another import")
-        )
+        by = "another import" if winner is None else f"import #{winner.pk}"
+        if winner is not None and winner.job_id:
+            by += f" (job #{winner.job_id})"
         return Problem(
             problem.file,
             problem.line,

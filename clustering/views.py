@@ -48,11 +48,6 @@ def start_clustering(request: HttpRequest) -> HttpResponse:
     except ModelVersion.DoesNotExist as exc:
         messages.error(request, f"Clustering: {exc}")
         return redirect("training:rounds")
-    except ValueError:  # resolve_version's isdigit() lets "²" and 5,000 digits through to int()
-        messages.error(
-            request, f"Clustering: {parse.shown(model)} is not a model version (use active, latest, v3 or 3)"
-        )
-        return redirect("training:rounds")
     job = enqueue(
         "cluster", {"model": model, "algorithm": params.algorithm, **params.given()}, user=request.user
     )

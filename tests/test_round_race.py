@@ -11,22 +11,12 @@ import subprocess
 import pytest
 import torch
 
-from annotations.demo import build_demo
-from annotations.importer import import_collection
 from training.models import ModelVersion, VersionReservation
 from training.rounds import extract_for_version, next_version_number, reserve_version
 from workbench import paths
 
 from .conftest import manage_py
-
-
-@pytest.fixture
-def small_demo(data_dir, tmp_path):
-    build = build_demo(tmp_path / "demo", seed=11, limit=24)
-    images = build.folder / "images"
-    import_collection(images, build.folder / "sources.csv", None, "Met")
-    import_collection(images, build.folder / "derivatives.csv", build.folder / "ground_truth.csv", "Derived")
-    return build
+from .test_training_rounds import demo_collection  # noqa: F401 - fixture
 
 
 def start_round() -> subprocess.Popen:
@@ -36,7 +26,7 @@ def start_round() -> subprocess.Popen:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_rounds_at_once_train_one_version(small_demo):
+def test_two_rounds_at_once_train_one_version(demo_collection):  # noqa: F811 - the imported fixture
     extract_for_version(None)  # round 0 exists: the race is for the next number
     first, second = start_round(), start_round()
     outputs = [process.communicate(timeout=600)[0] for process in (first, second)]
@@ -54,7 +44,7 @@ def test_two_rounds_at_once_train_one_version(small_demo):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_reservations_give_distinct_numbers_and_skip_the_same_connections(small_demo):
+def test_reservations_give_distinct_numbers_and_skip_the_same_connections(demo_collection):  # noqa: F811 - the imported fixture
     extract_for_version(None)
     mine, holder = reserve_version("a" * 64, "efficientnet_lite0")
     assert mine.number == 1 and holder is None
@@ -66,7 +56,7 @@ def test_reservations_give_distinct_numbers_and_skip_the_same_connections(small_
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_dead_rounds_reservation_is_released(small_demo):
+def test_a_dead_rounds_reservation_is_released(demo_collection):  # noqa: F811 - the imported fixture
     from jobs.models import Job, JobState
 
     extract_for_version(None)

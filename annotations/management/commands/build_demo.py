@@ -7,7 +7,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Q
 
-from annotations.demo import DERIVED_COLLECTION, SOURCE_COLLECTION, build_demo, built_with
+from annotations.demo import DERIVED_COLLECTION, SOURCE_COLLECTION, build_demo, built_with, check_limit
 from annotations.models import ImportRecord
 from jobs.cli import run_job_from_command
 from jobs.progress import ProgressTracker, TerminalBar
@@ -32,8 +32,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
-        if options["limit"] is not None and options["limit"] < 1:
-            raise CommandError(f"--limit is a number of paintings, at least 1 (not {options['limit']})")
+        try:
+            check_limit(options["limit"])
+        except ValueError as exc:
+            raise CommandError(f"--limit: {exc}") from None
         folder = (options["out"] or paths.demo_folder()).resolve()
         imported = imported_from(folder)
         if imported and not options["force"] and not built_with(folder, options["seed"], options["limit"]):
