@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hdbscan
 import numpy as np
 import pytest
 from sklearn.cluster import DBSCAN
@@ -51,8 +52,7 @@ def test_dbscan_on_the_graph_equals_sklearn_dbscan_cosine():
     [
         ClusteringParams("optics"),
         ClusteringParams("dbscan"),
-        # min_cluster_size 2 (the default) lets HDBSCAN pair up random noise points in 48 dimensions
-        ClusteringParams("hdbscan", min_cluster_size=4, min_samples=3),
+        ClusteringParams("hdbscan"),
     ],
 )
 def test_each_algorithm_finds_well_separated_groups(params):
@@ -68,6 +68,35 @@ def test_each_algorithm_finds_well_separated_groups(params):
     assert np.all(result.strength[~members] == 0)
     assert set(result.confidence) == set(range(result.cluster_count))
     assert all(0 < value <= 1 for value in result.confidence.values())
+
+
+def nested_blobs(seed: int, groups: int = 10, parts: int = 3, size: int = 3, dim: int = 48, noise: int = 60):
+    """Groups of close parts (one composition, three workshops' variants of it): leaf selection keeps the
+    parts apart, "eom" selection merges most of them (34 against 22 clusters for seed 1)."""
+    rng = np.random.default_rng(seed)
+    points = []
+    for _ in range(groups):
+        centre = rng.normal(size=dim)
+        for _ in range(parts):
+            part = centre + rng.normal(scale=0.02, size=dim)
+            points.append(part + rng.normal(scale=0.01, size=(size, dim)))
+    return np.concatenate([*points, rng.normal(size=(noise, dim))])
+
+
+@pytest.mark.parametrize(
+    "data", [blobs(2)[0], blobs(5)[0], nested_blobs(1)], ids=["blobs2", "blobs5", "nested"]
+)
+def test_hdbscan_gives_the_hdbscan_package_labels_with_the_defaults(data):
+    """The workbench's defaults (min_cluster_size 2, min_samples 2, leaf selection) on the L2-normalised
+    signatures, against the package called directly. Not against hdbscan's generic algorithm on a cosine
+    distance matrix: mutual reachability distances tie (several edges weigh a point's core distance), so
+    that algorithm picks another of the equally minimal spanning trees and other leaf clusters."""
+    result, _ = cluster(data, ClusteringParams("hdbscan"))
+    unit = data / np.linalg.norm(data, axis=1, keepdims=True)
+    reference = hdbscan.HDBSCAN(min_cluster_size=2, min_samples=2, cluster_selection_method="leaf").fit(unit)
+    assert np.array_equal(result.labels, reference.labels_)
+    members = reference.labels_ >= 0
+    assert np.allclose(result.strength[members], reference.probabilities_[members])
 
 
 def test_strength_orders_a_tight_member_above_a_loose_one():

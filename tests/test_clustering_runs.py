@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 
+import hdbscan
 import numpy as np
 import pytest
 from django.conf import settings
@@ -18,6 +19,7 @@ from django.core.management import CommandError, call_command
 from annotations.importer import import_collection
 from annotations.models import Artwork
 from clustering.algorithms import ClusteringParams
+from clustering.assignments import load_assignments
 from clustering.layouts import compute_layout
 from clustering.maps import compute_layout_for, load_layout
 from clustering.models import ClusteringRun, Proposal, ProposalMember
@@ -106,8 +108,14 @@ def test_run_stores_proposals_classified_against_known_links(collection):
 def test_other_algorithms_and_parameters(collection):
     dbscan = run_clustering(collection, ClusteringParams("dbscan"))
     assert dbscan.cluster_count == 3 and dbscan.params["max_eps"] == 0.08
-    hdbscan = run_clustering(collection, ClusteringParams("hdbscan", min_cluster_size=3, min_samples=2))
-    assert hdbscan.cluster_count >= 3
+    hdbscan_run = run_clustering(collection, ClusteringParams("hdbscan"))
+    assert hdbscan_run.params == {"algorithm": "hdbscan", "min_cluster_size": 2, "min_samples": 2}
+    # The run's stored labels are the hdbscan package's own on these signatures and the defaults.
+    ids, labels, _ = load_assignments(hdbscan_run)
+    vectors = signatures(1)[[int(Artwork.objects.get(pk=i).external_id.split("-")[1]) for i in ids]]
+    reference = hdbscan.HDBSCAN(min_cluster_size=2, min_samples=2, cluster_selection_method="leaf")
+    assert np.array_equal(labels, reference.fit_predict(vectors))
+    assert hdbscan_run.cluster_count == labels.max() + 1 >= 3
     with pytest.raises(ValueError, match="min_samples"):
         run_clustering(collection, ClusteringParams("optics", min_samples=0))
 
