@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 
 import pytest
 from django.core.management import call_command
@@ -10,7 +11,7 @@ from django.core.management import call_command
 from annotations.demo import DERIVED_COLLECTION, SOURCE_COLLECTION, build_demo
 from annotations.models import Artwork, Connection
 
-from .conftest import files_under
+from .conftest import ROOT, files_under
 
 
 def edges(path):
@@ -49,3 +50,43 @@ def test_build_demo_imports_both_collections(data_dir, capsys):
     assert Connection.objects.count() == len(known)
     assert all(url.startswith("https://www.metmuseum.org/") for url in sources.values_list("url", flat=True))
     assert "Ground truth" in capsys.readouterr().out
+
+
+def readme_demo_table() -> tuple[int, dict[str, str]]:
+    """The seed and the rows of the README's table of the demo collection."""
+    section = (ROOT / "README.md").read_text().split("## The demo collection", 1)[1].split("\n## ", 1)[0]
+    seed = int(re.search(r"default seed \((\d+)\)", section).group(1))
+    rows = dict(re.findall(r"^\| ([^|]+?) \| ([^|]+?) \|$", section, flags=re.MULTILINE))
+    rows.pop("", None)  # the header row "| | count |"
+    return seed, rows
+
+
+def test_the_readme_table_is_what_the_default_demo_builds(tmp_path):
+    """The figures a newcomer reads before starting the workbench: all 174 paintings, the default seed."""
+    seed, rows = readme_demo_table()
+    assert seed == build_demo.__defaults__[0]
+    built = build_demo(tmp_path / "demo", seed=seed)
+    counts = built.counts
+    kinds = {
+        "workshop copies": "workshop_copy",
+        "details": "detail",
+        "mirrored": "mirrored",
+        "photographs": "bw_photograph",
+        "borrowed motifs": "borrowed_motif",
+    }
+    derived = ", ".join(f"{counts[f'derivatives_{kind}']} {words}" for words, kind in kinds.items())
+    assert rows == {
+        "Met paintings": str(counts["source_paintings"]),
+        "derivatives": f"{counts['derivatives']} ({derived})",
+        "ground-truth connections": str(counts["ground_truth_connections"]),
+        "imported as known": str(counts["known_connections"]),
+        "hidden": str(counts["hidden_connections"]),
+    }
+    # The counts are those of the files, not only of the report.
+    folder = built.folder
+    assert len(list(csv.DictReader(open(folder / "sources.csv")))) == counts["source_paintings"]
+    assert len(list(csv.DictReader(open(folder / "derivatives.csv")))) == counts["derivatives"]
+    truth = list(csv.DictReader(open(folder / "ground_truth.csv")))
+    assert len(truth) == counts["ground_truth_connections"]
+    assert sum(row["known"] == "yes" for row in truth) == counts["known_connections"]
+    assert len(list(csv.DictReader(open(folder / "connections_known.csv")))) == counts["known_connections"]
