@@ -73,7 +73,9 @@ def opened(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
     image = Image.open(io.BytesIO(data))
     fmt = image.format or ""
     if fmt not in FORMAT_EXTENSIONS:
-        raise ImageProblem(f"unsupported image format {fmt or 'unknown'}; use JPEG, PNG, TIFF or WebP")
+        raise ImageProblem(
+            f"unsupported image format {fmt or 'unknown'}; use JPEG, PNG, TIFF, WebP, GIF or BMP"
+        )
     width, height = image.size
     if width * height > max_pixels:
         raise ImageProblem(

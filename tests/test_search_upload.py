@@ -85,3 +85,51 @@ def test_upload_over_the_pixel_limit_is_refused_before_decoding(version, decodes
     response = search_with(version, picture.getvalue(), "wide.png")
     assert "over the limit of 1,000,000" in response.context["upload_error"]
     assert decodes == []
+
+
+def test_upload_over_the_size_limit_is_refused_unread(version, decodes, settings):
+    settings.MAX_IMAGE_BYTES = 100_000
+    noise = Image.frombytes("RGB", (300, 300), bytes(range(256)) * 1055)
+    picture = io.BytesIO()
+    noise.save(picture, "PNG", compress_level=0)
+    size = len(picture.getvalue())
+    assert size > 100_000
+    response = search_with(version, picture.getvalue(), "noisy.png")
+    assert response.context["upload_error"] == (
+        f"noisy.png is {size:,} bytes, over the limit of 100,000 bytes for a search."
+    )
+    assert decodes == [] and not response.context["columns"]
+
+
+def test_search_upload_limit_is_the_smaller_of_the_import_and_search_limits(version, settings):
+    from training.views import MAX_SEARCH_UPLOAD_BYTES, upload_problem
+
+    class Upload:
+        name, size = "big.jpg", MAX_SEARCH_UPLOAD_BYTES + 1
+
+    settings.MAX_IMAGE_BYTES = 10 * MAX_SEARCH_UPLOAD_BYTES
+    assert f"over the limit of {MAX_SEARCH_UPLOAD_BYTES:,} bytes" in upload_problem(Upload())
+    Upload.size = MAX_SEARCH_UPLOAD_BYTES
+    assert upload_problem(Upload()) is None
+
+
+@pytest.mark.parametrize(
+    "data, name, message",
+    [
+        (b"id,title\nart-1,Judith\n", "list.jpg", "not an image"),
+        (b"", "empty.png", "not an image"),
+        (None, "scan.ppm", "unsupported image format PPM; use JPEG, PNG, TIFF, WebP, GIF or BMP"),
+    ],
+)
+def test_upload_of_another_type_is_refused(version, data, name, message):
+    if data is None:
+        picture = io.BytesIO()
+        Image.new("RGB", (64, 64), (200, 10, 10)).save(picture, "PPM")
+        data = picture.getvalue()
+    response = search_with(version, data, name)
+    assert response.status_code == 200
+    assert (
+        response.context["upload_error"].startswith(f"{name}: ")
+        and message in response.context["upload_error"]
+    )
+    assert not response.context["columns"]

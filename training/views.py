@@ -29,6 +29,9 @@ from .search import nearest_to_artwork, nearest_to_vector, signature_of_image
 TOP_K = 24
 # An uploaded query is decoded once, at most this many pixels a side: models embed at a few hundred.
 QUERY_SIDE = 1024
+# A query is one picture held in the web process while it is decoded; the import's own limit
+# (MAX_IMAGE_BYTES, 200 MiB by default) is for files a worker reads one at a time.
+MAX_SEARCH_UPLOAD_BYTES = 50 * 1024 * 1024
 MAX_EPOCHS = 200
 
 
@@ -174,6 +177,7 @@ def search(request: HttpRequest) -> HttpResponse:
 def upload_problem(upload) -> str | None:
     if upload is None:
         return "Choose an image file to search with."
-    if upload.size > min(settings.MAX_IMAGE_BYTES, 50 * 1024 * 1024):
-        return f"{upload.name} is {upload.size // (1024 * 1024)} MiB; the limit for a search is 50 MiB."
+    limit = min(settings.MAX_IMAGE_BYTES, MAX_SEARCH_UPLOAD_BYTES)
+    if upload.size > limit:
+        return f"{upload.name} is {upload.size:,} bytes, over the limit of {limit:,} bytes for a search."
     return None
