@@ -26,6 +26,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from jobs.models import Job
 from jobs.progress import ProgressCallback, no_progress
 from workbench import paths
 from workbench.paths import image_relpath, thumbnail_relpath
@@ -282,7 +283,8 @@ def import_collection(
     log(f"read {len(metadata_rows)} artworks and {len(connection_rows)} connections")
 
     check_lengths(metadata_rows, collection_name, str(metadata_csv), problems)
-    staging = paths.import_staging(uuid.uuid4().hex)
+    remove_abandoned_staging()
+    staging = paths.import_staging(staging_key(job))
     staging.mkdir(parents=True, exist_ok=True)
     try:
         rows_with_paths = [row for row in metadata_rows if row.path] if images_dir.is_dir() else []
@@ -323,6 +325,31 @@ def import_collection(
         return report
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def staging_key(job) -> str:
+    """A staging folder names its import's job, so that a later import can tell whether it still runs."""
+    return f"job{job.pk}-{uuid.uuid4().hex}" if job is not None and job.pk else uuid.uuid4().hex
+
+
+def remove_abandoned_staging() -> list[Path]:
+    """Remove the staging folders of import jobs that no longer run, and return them.
+
+    An import removes its own folder in a `finally`, which a worker killed mid-import (SIGKILL, the OOM
+    killer, a lost container) never reaches: without this, each such import would leave a copy of its images
+    behind for good. A folder of a job that is still queued or running is another import's and is left alone.
+    """
+    folders: dict[int, list[Path]] = {}
+    root = paths.staging_root()
+    for folder in root.glob("import-job*-*") if root.is_dir() else []:
+        number = folder.name.removeprefix("import-job").split("-", 1)[0]
+        if number.isascii() and number.isdigit():
+            folders.setdefault(int(number), []).append(folder)
+    running = set(Job.objects.active().filter(pk__in=folders).values_list("pk", flat=True))
+    removed = [folder for pk, found in folders.items() if pk not in running for folder in found]
+    for folder in removed:
+        shutil.rmtree(folder, ignore_errors=True)
+    return removed
 
 
 def check_lengths(

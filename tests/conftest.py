@@ -105,10 +105,25 @@ def source(tmp_path: Path) -> SourceCollection:
     return SourceCollection(tmp_path / "source").write()
 
 
+def slow_source(folder: Path, count: int = 80) -> SourceCollection:
+    """An import that spends seconds checking its images (4-megapixel pictures, ~0.1 s each on one thread
+    here), so that a test can interrupt or kill it while it runs; no connections."""
+    source = SourceCollection(folder)
+    for i in range(count):
+        draw_picture(source.images / "img" / f"{i}.jpg", seed=i, size=(2400, 1800))
+    write_rows(source.metadata, SourceCollection.METADATA_HEADER, source.metadata_rows(count))
+    return source
+
+
+# The apps whose rows are the user's data. Not `jobs`: a job's own row records that it ran, even when the
+# job changed nothing.
+DATA_APPS = ("annotations", "training", "clustering")
+
+
 def database_state() -> dict[str, list[tuple]]:
-    """Every row of the project's own tables, to compare before and after an operation."""
+    """Every row of the project's data tables, to compare before and after an operation."""
     state = {}
-    for label in ("annotations",):
+    for label in DATA_APPS:
         for model in apps.get_app_config(label).get_models():
             state[model._meta.db_table] = sorted(model.objects.values_list(), key=repr)
     return state
@@ -143,7 +158,12 @@ def session_database_url() -> str:
 def manage_py(*args: str, **options) -> subprocess.Popen:
     """`python manage.py ARGS` as another process against this test's database and data folder, as a
     second terminal or worker would run it; output in `.stdout` (stderr merged) as text."""
-    env = {**os.environ, "DATABASE_URL": session_database_url(), "WORKBENCH_DATA_DIR": str(settings.DATA_DIR)}
+    env = {
+        **os.environ,
+        "DATABASE_URL": session_database_url(),
+        "WORKBENCH_DATA_DIR": str(settings.DATA_DIR),
+        **options.pop("env_extra", {}),
+    }
     return subprocess.Popen(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,

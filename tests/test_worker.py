@@ -9,11 +9,12 @@ from __future__ import annotations
 import pytest
 from django.db import close_old_connections
 
+from annotations.importer import import_collection, remove_abandoned_staging
 from annotations.models import Artwork
 from jobs.models import Job, JobState
 from jobs.runner import enqueue
 
-from .conftest import database_state, wait_until
+from .conftest import database_state, files_under, slow_source, wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -67,10 +68,25 @@ def test_cancel_reaches_the_worker(celery_worker_process):
     assert fresh(job).state == JobState.CANCELLED
 
 
-def test_killed_worker_marks_its_job_failed(celery_worker_process):
-    before = database_state()
-    job = enqueue("worker_check", {"steps": 300, "delay": 0.1})
-    wait_until(lambda: fresh(job).progress > 0, timeout=90, message="the job to start")
+def test_worker_killed_mid_import_leaves_data_as_it_was(data_dir, celery_worker_process, source, tmp_path):
+    """SIGKILL (the OOM killer) while the worker checks and stages an import's images: the job is reaped as
+    failed, no row of any data table and no committed file changed, and the staged copies it could not
+    clean up itself are removed by the next import."""
+    import_collection(source.images, source.metadata, source.connections, "Already there")
+    before, files_before = database_state(), files_under(data_dir)
+    slow = slow_source(tmp_path / "slow", count=120)
+    job = enqueue(
+        "import_collection",
+        {
+            "images": str(slow.images),
+            "metadata": str(slow.metadata),
+            "connections": "",
+            "collection": "Killed",
+        },
+    )
+    wait_until(lambda: 0.02 < fresh(job).progress < 0.5, timeout=90, interval=0.05, message="staging")
+    staged = [path for path in (data_dir / "staging").rglob("*") if path.is_file()]
+    assert staged, "killed while it has staged files"
     celery_worker_process.kill()
     # The jobs page and the JSON endpoint reap on every read; here we call what they call,
     # until the kernel has finished off the pool process.
@@ -79,3 +95,11 @@ def test_killed_worker_marks_its_job_failed(celery_worker_process):
     assert job.state == JobState.FAILED
     assert "gone" in job.error
     assert database_state() == before
+    committed = {
+        name: data for name, data in files_under(data_dir).items() if not name.startswith("staging/")
+    }
+    assert committed == files_before
+    assert all(path.exists() for path in staged), "a killed worker cannot clean up after itself"
+    abandoned = remove_abandoned_staging()
+    assert [folder.name for folder in abandoned] == [staged[0].relative_to(data_dir / "staging").parts[0]]
+    assert files_under(data_dir) == files_before

@@ -55,7 +55,11 @@ def thumbnail_relpath(sha256: str, size: str) -> str:
 
 def import_staging(key: str) -> Path:
     """Where an import writes its image files before the database says they belong to artworks."""
-    return root() / "staging" / f"import-{key}"
+    return staging_root() / f"import-{key}"
+
+
+def staging_root() -> Path:
+    return root() / "staging"
 
 
 def import_lock_file() -> Path:
