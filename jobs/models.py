@@ -14,6 +14,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 
@@ -109,12 +110,21 @@ class Job(models.Model):
             "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds, 1),
             "error": self.error,
             "result": self.result,
+            "next_job": self.next_job_summary(),
             "cancel_requested": self.cancel_requested,
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "log_tail": self.log[-4000:],
         }
+
+    def next_job_summary(self) -> dict | None:
+        """{"id", "kind", "url"} of the step this job started when it succeeded, if any."""
+        next_pk = (self.result or {}).get("next_job")
+        kind = Job.objects.filter(pk=next_pk).values_list("kind", flat=True).first() if next_pk else None
+        if kind is None:
+            return None
+        return {"id": next_pk, "kind": kind, "url": reverse("jobs:detail", args=[next_pk])}
 
     # --- state transitions; each is a single conditional UPDATE so that the web process and
     # the worker never overwrite each other's decision (e.g. a cancel racing a finish).

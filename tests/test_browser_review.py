@@ -11,12 +11,13 @@ from django.contrib.auth.models import Group, User
 from PIL import Image
 from playwright.sync_api import expect
 
-from annotations.models import Connection, ConnectionDecision
+from annotations.models import Artwork, Connection, ConnectionDecision
 from clustering.algorithms import ClusteringParams
 from clustering.maps import compute_layout_for
-from clustering.models import Proposal, ProposalStatus
+from clustering.models import ClusteringRun, Proposal, ProposalStatus
 from clustering.runs import run_clustering
 from jobs.models import Job, JobState
+from training.models import ModelVersion
 from training.rounds import create_round_zero
 from training.trainer import TrainConfig
 from workbench.roles import CURATORS
@@ -121,24 +122,60 @@ def test_the_map_draws_its_points(page, collection):  # noqa: F811
     page.wait_for_url(f"**/artworks/{artwork_id}/")
 
 
-def test_a_curator_starts_a_round_and_sees_it_progress(page, demo_collection, celery_worker_process):  # noqa: F811
-    create_round_zero(TrainConfig(**TINY))
+def test_a_curator_starts_a_round_and_follows_it_to_the_map(page, demo_collection, celery_worker_process):  # noqa: F811
+    """Train → cluster → map through the real broker and worker, followed from the job page's links.
+
+    Round 0's validation mAP is set to 0 first, so the new version is certain to pass the activation gate
+    (not worse on val) and the chain cannot stop early; the other outcome has its own test below."""
+    round_zero = create_round_zero(TrainConfig(**TINY))
+    round_zero.metrics["val"]["map"] = 0.0
+    round_zero.save(update_fields=["metrics"])
     make_user("curator", curator=True)
     log_in(page, "curator")
     page.goto("/rounds/")
     page.fill("input[name=epochs]", "1")
     page.get_by_role("button", name="Start round").click()
     assert "/jobs/" in page.url
-    job = Job.objects.get(kind="train_round")
     page.wait_for_function("document.querySelector('#job progress').value > 0.05", timeout=120_000)
+    for kind in ("train_round", "cluster", "compute_layout"):
+        expect(page.locator("h1 small")).to_have_text(kind)
+        page.wait_for_function(
+            "document.querySelector('#job').dataset.state === 'succeeded'", timeout=240_000
+        )
+        expect(page.locator("#job [data-field=state]")).to_have_text("Succeeded")
+        if kind != "compute_layout":  # the page links to the step this one started, as it appears
+            page.locator("#next-step a").click()
+            page.wait_for_load_state()
+    expect(page.locator("#next-step")).to_be_hidden()  # the map is the last step
+    jobs = {job.kind: job for job in Job.objects.all()}
+    assert all(job.state == JobState.SUCCEEDED for job in jobs.values()), [j.error for j in jobs.values()]
+    assert jobs["train_round"].created_by.username == "curator" and jobs["train_round"].result["activated"]
+    version = ModelVersion.objects.get(is_active=True)
+    assert version.number == 1 and jobs["cluster"].result["run"] == ClusteringRun.objects.get().pk
+    assert ClusteringRun.objects.get().model_version == version
+    page.goto("/map/")
+    expect(page.locator("#map-version")).to_have_value("1")
+    run = ClusteringRun.objects.get()
+    expect(page.locator("#map-status")).to_have_text(
+        f"{Artwork.objects.count()} artworks · clusters of run {run.pk}"
+    )
+
+
+def test_a_round_worse_on_val_ends_the_chain(page, demo_collection, celery_worker_process):  # noqa: F811
+    round_zero = create_round_zero(TrainConfig(**TINY))
+    round_zero.metrics["val"]["map"] = 1.0  # no model can beat a perfect score
+    round_zero.save(update_fields=["metrics"])
+    make_user("curator", curator=True)
+    log_in(page, "curator")
+    page.goto("/rounds/")
+    page.fill("input[name=epochs]", "1")
+    page.get_by_role("button", name="Start round").click()
     page.wait_for_function("document.querySelector('#job').dataset.state === 'succeeded'", timeout=240_000)
-    job.refresh_from_db()
-    assert job.state == JobState.SUCCEEDED and job.created_by.username == "curator"
-    if job.result["activated"]:  # the new version's signatures are clustered next
-        assert Job.objects.get(pk=job.result["next_job"]).kind == "cluster"
-    else:  # not better on val: it stays inactive and there is nothing new to cluster
-        assert "next_job" not in job.result and "stays active" in job.message
-    expect(page.locator("#job [data-field=state]")).to_have_text("Succeeded")
+    expect(page.locator("#job [data-field=message]")).to_contain_text("stays active")
+    expect(page.locator("#next-step")).to_be_hidden()
+    job = Job.objects.get()
+    assert job.kind == "train_round" and not job.result["activated"] and "next_job" not in job.result
+    assert ModelVersion.objects.get(is_active=True).number == 0 and not ClusteringRun.objects.exists()
 
 
 def test_an_annotator_cannot_start_a_round(page, collection):  # noqa: F811

@@ -24,6 +24,13 @@
       list.replaceChildren(...job.result.problems.map((p) => { const li = document.createElement("li"); li.textContent = p; return li; }));
       problems.hidden = false;
     }
+    const nextStep = root.querySelector("#next-step");
+    if (nextStep && job.next_job) {
+      const link = nextStep.querySelector("a");
+      link.href = job.next_job.url;
+      link.textContent = "job #" + job.next_job.id + " (" + job.next_job.kind + ")";
+      nextStep.hidden = false;
+    }
     const cancel = document.getElementById("cancel-form");
     if (cancel && !(job.state === "queued" || job.state === "running")) cancel.hidden = true;
   }
