@@ -1,0 +1,134 @@
+"""What every benchmark shares: repeated measurements summarised as median and spread, ratios taken run by
+run, and a line saying which machine the figures come from.
+
+These machines are noisy (a neighbour's job can halve a run) and differ in what their CPUs compute natively
+(bf16, VNNI int8), so a single run of a single variant says little: every benchmark measures each variant
+at least `MIN_RUNS` times, alternating the variants so that a slow minute hurts them alike, and reports the
+median with the lowest and highest run. A ratio is the median of the per-round ratios (variant and
+baseline measured back to back), which cancels drift that the ratio of two medians would keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+MIN_RUNS = 3
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Repeated measurements of one quantity (seconds, images/s, MiB...)."""
+
+    values: tuple[float, ...]
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Samples:
+        if not values:
+            raise ValueError("no measurements")
+        return cls(tuple(float(v) for v in values))
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    @property
+    def low(self) -> float:
+        return min(self.values)
+
+    @property
+    def high(self) -> float:
+        return max(self.values)
+
+    @property
+    def spread_percent(self) -> float:
+        """(highest − lowest) / median, in percent: how far apart the runs were."""
+        return 100.0 * (self.high - self.low) / self.median if self.median else 0.0
+
+    def show(self, unit: str = "", digits: int = 2) -> str:
+        """Median, lowest–highest and run count: 12.30 images/s (11.90–12.80, 3 runs)."""
+        unit = f" {unit}" if unit else ""
+        if len(self.values) == 1:
+            return f"{self.median:.{digits}f}{unit} (1 run)"
+        return (
+            f"{self.median:.{digits}f}{unit} ({self.low:.{digits}f}–{self.high:.{digits}f}, "
+            f"{len(self.values)} runs)"
+        )
+
+
+def paired_ratio(numerator: Samples, denominator: Samples) -> Samples:
+    """Per-round ratios of two variants measured in the same rounds (run i of each, back to back)."""
+    if len(numerator.values) != len(denominator.values):
+        raise ValueError("paired ratios need the same number of runs of both variants")
+    return Samples.of([a / b for a, b in zip(numerator.values, denominator.values, strict=True)])
+
+
+def show_ratio(ratio: Samples) -> str:
+    """Median and range of a ratio: ×3.41 (3.20–3.55)."""
+    if len(ratio.values) == 1:
+        return f"×{ratio.median:.2f}"
+    return f"×{ratio.median:.2f} ({ratio.low:.2f}–{ratio.high:.2f})"
+
+
+def repeated(measure: Callable[[], float], runs: int, warmup: int = 0) -> Samples:
+    """`measure()` `warmup` times unrecorded, then `runs` times."""
+    for _ in range(warmup):
+        measure()
+    return Samples.of([measure() for _ in range(runs)])
+
+
+def add_runs_argument(parser: argparse.ArgumentParser, default: int = MIN_RUNS) -> None:
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=default,
+        help=f"measurements of each variant (default {default}; fewer than {MIN_RUNS}: a smoke test only)",
+    )
+
+
+def check_runs(runs: int) -> None:
+    if runs < 1:
+        raise SystemExit("--runs must be at least 1")
+    if runs < MIN_RUNS:
+        print(f"note: {runs} run(s) per variant; the figures need at least {MIN_RUNS} to mean anything")
+
+
+def _cpu_flags() -> tuple[str, set[str]]:
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return model, flags
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and model in ("", platform.machine(), platform.processor()):
+            model = value.strip()
+        elif key.strip() == "flags" and not flags:
+            flags = set(value.split())
+    return model, flags
+
+
+def machine_line() -> str:
+    """The CPU and what it computes natively, for the first line of every benchmark's output."""
+    model, flags = _cpu_flags()
+    native = [
+        name
+        for name, flag in (
+            ("AVX512_BF16", "avx512_bf16"),
+            ("AMX_BF16", "amx_bf16"),
+            ("AVX512_VNNI", "avx512_vnni"),
+            ("AVX_VNNI", "avx_vnni"),
+        )
+        if flag in flags
+    ]
+    line = f"machine: {model}, {os.cpu_count()} CPUs, native: {', '.join(native) or 'no bf16/VNNI'}"
+    torch = sys.modules.get("torch")  # only when the benchmark uses it anyway: importing it takes seconds
+    if torch is None:
+        return line
+    return f"{line}; torch {torch.__version__}, {torch.get_num_threads()} threads"
