@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -26,7 +25,6 @@ from pathlib import Path
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from jobs.models import Job
 from jobs.progress import ProgressCallback, no_progress
 from workbench import paths
 from workbench.paths import image_relpath, thumbnail_relpath
@@ -42,7 +40,7 @@ from .models import (
     ImportRecord,
     canonical_pair,
 )
-from .storage import exclusive_lock, place_file, stage_bytes
+from .storage import exclusive_lock, locked_folder, place_file, remove_abandoned, stage_bytes
 
 ARTWORK_FIELDS = (
     "title",
@@ -284,9 +282,7 @@ def import_collection(
 
     check_lengths(metadata_rows, collection_name, str(metadata_csv), problems)
     remove_abandoned_staging()
-    staging = paths.import_staging(staging_key(job))
-    staging.mkdir(parents=True, exist_ok=True)
-    try:
+    with locked_folder(paths.import_staging(uuid.uuid4().hex)) as staging:
         rows_with_paths = [row for row in metadata_rows if row.path] if images_dir.is_dir() else []
 
         def on_image(done: int, total: int) -> None:
@@ -323,33 +319,24 @@ def import_collection(
         progress(1.0, report.summary)
         log(report.summary)
         return report
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
-def staging_key(job) -> str:
-    """A staging folder names its import's job, so that a later import can tell whether it still runs."""
-    return f"job{job.pk}-{uuid.uuid4().hex}" if job is not None and job.pk else uuid.uuid4().hex
+# A staging folder is locked by its import (`storage.locked_folder`); one whose lock nobody holds any more
+# and that has not changed for this long belongs to a killed import.
+ABANDONED_STAGING_AGE_SECONDS = 60
 
 
-def remove_abandoned_staging() -> list[Path]:
-    """Remove the staging folders of import jobs that no longer run, and return them.
+def remove_abandoned_staging(min_age_seconds: float = ABANDONED_STAGING_AGE_SECONDS) -> list[Path]:
+    """Remove the staging folders of imports that died, and return them.
 
-    An import removes its own folder in a `finally`, which a worker killed mid-import (SIGKILL, the OOM
-    killer, a lost container) never reaches: without this, each such import would leave a copy of its images
-    behind for good. A folder of a job that is still queued or running is another import's and is left alone.
+    An import removes its own folder when it ends, which a worker killed mid-import (SIGKILL, the OOM killer,
+    a lost container) never does: without this, each such import would leave a copy of its images behind
+    for good. The kernel released the dead import's lock on its folder; a running import's lock stays, and
+    its folder is left alone, whichever process or container runs it (on one machine: a data folder shared
+    between machines needs a file system that honours flock, as NFSv4 does).
     """
-    folders: dict[int, list[Path]] = {}
     root = paths.staging_root()
-    for folder in root.glob("import-job*-*") if root.is_dir() else []:
-        number = folder.name.removeprefix("import-job").split("-", 1)[0]
-        if number.isascii() and number.isdigit():
-            folders.setdefault(int(number), []).append(folder)
-    running = set(Job.objects.active().filter(pk__in=folders).values_list("pk", flat=True))
-    removed = [folder for pk, found in folders.items() if pk not in running for folder in found]
-    for folder in removed:
-        shutil.rmtree(folder, ignore_errors=True)
-    return removed
+    return remove_abandoned(sorted(root.glob("import-*")) if root.is_dir() else [], min_age_seconds)
 
 
 def check_lengths(

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -79,6 +80,51 @@ def exclusive_lock(
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def locked_folder(folder: Path) -> Iterator[Path]:
+    """Create `folder` and hold an advisory lock on it while the block runs, then remove it.
+
+    The kernel drops the lock when the process dies, even by SIGKILL, when the `finally` below never runs:
+    `remove_abandoned` then knows that nobody is using the folder any more.
+    """
+    folder.mkdir(parents=True)
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.close(descriptor)
+
+
+def remove_abandoned(folders: Iterable[Path], min_age_seconds: float) -> list[Path]:
+    """Remove the folders of `locked_folder` whose process has died, and return them.
+
+    A folder younger than `min_age_seconds` (by its last change) is left alone: between creating a folder
+    and locking it, its process holds no lock yet.
+    """
+    removed = []
+    for folder in folders:
+        try:
+            if folder.is_symlink() or not folder.is_dir():
+                continue
+            if time.time() - folder.stat().st_mtime < min_age_seconds:
+                continue
+            descriptor = os.open(folder, os.O_RDONLY)
+        except FileNotFoundError:  # removed meanwhile by its import or another cleanup
+            continue
+        try:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # its import still runs
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        finally:
+            os.close(descriptor)
+    return removed
 
 
 def place_file(staged: Path, final: Path) -> bool:

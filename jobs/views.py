@@ -33,12 +33,8 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     Job.objects.filter(pk=job_id).reap_dead()
     job = get_object_or_404(Job.objects.select_related("created_by"), pk=job_id)
     # The step a pipeline job started when it succeeded (train → cluster → map), so the page leads on.
-    next_job = Job.objects.filter(pk=(job.result or {}).get("next_job") or 0).first()
-    return render(
-        request,
-        "jobs/detail.html",
-        {"job": job, "next_job": next_job, "can_cancel": can_cancel(request.user, job)},
-    )
+    context = {"job": job, "next_job": job.next_job_summary(), "can_cancel": can_cancel(request.user, job)}
+    return render(request, "jobs/detail.html", context)
 
 
 @login_required

@@ -183,6 +183,9 @@ class WorkerProcess:
         # The broker folder is fixed when settings load; a test may have moved DATA_DIR since.
         env["WORKBENCH_BROKER_DIR"] = str(settings.BROKER_DIR)
         env["WORKBENCH_JOB_HEARTBEAT_INTERVAL"] = "1"
+        # One image thread: an import then spends seconds in each phase, whatever the machine's core count,
+        # so that a test can catch it there (progress reaches the database every 0.5 s).
+        env["WORKBENCH_IMPORT_THREADS"] = "1"
         self.log_path = log_path
         self.log = open(log_path, "w")
         self.process = subprocess.Popen(

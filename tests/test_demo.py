@@ -14,8 +14,13 @@ from annotations.models import Artwork, Connection
 from .conftest import ROOT, files_under
 
 
+def rows(path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
 def edges(path):
-    return [tuple(row.values()) for row in csv.DictReader(open(path))]
+    return [tuple(row.values()) for row in rows(path)]
 
 
 def test_demo_is_deterministic_and_hides_part_of_the_truth(tmp_path):
@@ -34,7 +39,7 @@ def test_demo_is_deterministic_and_hides_part_of_the_truth(tmp_path):
     assert all(t in {"POSITIVE", "DUPLICATE"} for _, _, t in truth)
     assert other.counts["ground_truth_connections"] > 0
     # What derives from what must not leak into the imported metadata.
-    header = next(csv.reader(open(tmp_path / "a" / "derivatives.csv")))
+    header = list(rows(tmp_path / "a" / "derivatives.csv")[0])
     assert "derived_from" not in header and "derivation" not in header
 
 
@@ -45,8 +50,8 @@ def test_build_demo_imports_both_collections(data_dir, capsys):
     sources = Artwork.objects.filter(collection__name=SOURCE_COLLECTION)
     derived = Artwork.objects.filter(collection__name=DERIVED_COLLECTION)
     assert sources.count() == 12
-    assert derived.count() == len(list(csv.DictReader(open(folder / "derivatives.csv"))))
-    known = [row for row in csv.DictReader(open(folder / "ground_truth.csv")) if row["known"] == "yes"]
+    assert derived.count() == len(rows(folder / "derivatives.csv"))
+    known = [row for row in rows(folder / "ground_truth.csv") if row["known"] == "yes"]
     assert Connection.objects.count() == len(known)
     assert all(url.startswith("https://www.metmuseum.org/") for url in sources.values_list("url", flat=True))
     assert "Ground truth" in capsys.readouterr().out
@@ -56,14 +61,12 @@ def readme_demo_table() -> tuple[int, dict[str, str]]:
     """The seed and the rows of the README's table of the demo collection."""
     section = (ROOT / "README.md").read_text().split("## The demo collection", 1)[1].split("\n## ", 1)[0]
     seed = int(re.search(r"default seed \((\d+)\)", section).group(1))
-    rows = dict(re.findall(r"^\| ([^|]+?) \| ([^|]+?) \|$", section, flags=re.MULTILINE))
-    rows.pop("", None)  # the header row "| | count |"
-    return seed, rows
+    return seed, dict(re.findall(r"^\| ([^|]+?) \| ([^|]+?) \|$", section, flags=re.MULTILINE))
 
 
 def test_the_readme_table_is_what_the_default_demo_builds(tmp_path):
     """The figures a newcomer reads before starting the workbench: all 174 paintings, the default seed."""
-    seed, rows = readme_demo_table()
+    seed, table = readme_demo_table()
     assert seed == build_demo.__defaults__[0]
     built = build_demo(tmp_path / "demo", seed=seed)
     counts = built.counts
@@ -75,7 +78,7 @@ def test_the_readme_table_is_what_the_default_demo_builds(tmp_path):
         "borrowed motifs": "borrowed_motif",
     }
     derived = ", ".join(f"{counts[f'derivatives_{kind}']} {words}" for words, kind in kinds.items())
-    assert rows == {
+    assert table == {
         "Met paintings": str(counts["source_paintings"]),
         "derivatives": f"{counts['derivatives']} ({derived})",
         "ground-truth connections": str(counts["ground_truth_connections"]),
@@ -84,9 +87,9 @@ def test_the_readme_table_is_what_the_default_demo_builds(tmp_path):
     }
     # The counts are those of the files, not only of the report.
     folder = built.folder
-    assert len(list(csv.DictReader(open(folder / "sources.csv")))) == counts["source_paintings"]
-    assert len(list(csv.DictReader(open(folder / "derivatives.csv")))) == counts["derivatives"]
-    truth = list(csv.DictReader(open(folder / "ground_truth.csv")))
+    assert len(rows(folder / "sources.csv")) == counts["source_paintings"]
+    assert len(rows(folder / "derivatives.csv")) == counts["derivatives"]
+    truth = rows(folder / "ground_truth.csv")
     assert len(truth) == counts["ground_truth_connections"]
     assert sum(row["known"] == "yes" for row in truth) == counts["known_connections"]
-    assert len(list(csv.DictReader(open(folder / "connections_known.csv")))) == counts["known_connections"]
+    assert len(rows(folder / "connections_known.csv")) == counts["known_connections"]

@@ -4,13 +4,11 @@
 from __future__ import annotations
 
 import signal
-import threading
 
 import pytest
 from django.db import close_old_connections
 
 from jobs.models import Job, JobState
-from jobs.runner import execute
 
 from .conftest import database_state, files_under, manage_py, slow_source, wait_until
 
@@ -52,18 +50,3 @@ def test_ctrl_c_cancels_an_inline_import_and_writes_nothing(source, data_dir, tm
     )
     assert database_state() == before
     assert files_under(data_dir) == files_before, "its staged files are gone too"
-
-
-@pytest.mark.django_db(transaction=True)
-def test_an_interrupted_job_stops_its_monitor():
-    """Ctrl-C reaches `execute` as KeyboardInterrupt from inside the handler; a monitor thread left running
-    would go on writing heartbeats and progress for a job the command has just marked cancelled."""
-    job = Job.objects.create(kind="worker_check", params={"steps": 10, "delay": 0.01})
-
-    def ctrl_c_at_half(fraction: float, message: str, eta: float | None) -> None:
-        if fraction >= 0.5:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        execute(job, extra_sinks=[ctrl_c_at_half])
-    assert not [thread for thread in threading.enumerate() if thread.name == f"job-{job.pk}-monitor"]

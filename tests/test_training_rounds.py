@@ -45,7 +45,8 @@ def demo_collection(data_dir, tmp_path):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_first_extraction_creates_round_zero(demo_collection):
+def test_first_extraction_creates_round_zero(demo_collection, monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # a cached timm file would come first
     result = extract_for_version(None)
     version = ModelVersion.objects.get()
     assert result["version"] == 0 and version.is_active
