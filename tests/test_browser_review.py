@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from django.contrib.auth.models import Group, User
 from PIL import Image
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 from annotations.models import Artwork, Connection, ConnectionDecision
 from clustering.algorithms import ClusteringParams
@@ -124,26 +124,29 @@ def test_the_map_draws_its_points(page, collection):  # noqa: F811
     page.wait_for_url(f"**/artworks/{artwork_id}/")
 
 
+def start_a_round(browser_page: Page, round_zero_val_map: float) -> None:
+    """Round 0 with the given validation mAP, then a curator starts a one-epoch round on the rounds page."""
+    round_zero = create_round_zero(TrainConfig(**TINY))
+    round_zero.metrics["val"]["map"] = round_zero_val_map
+    round_zero.save(update_fields=["metrics"])
+    make_user("curator", curator=True)
+    log_in(browser_page, "curator")
+    browser_page.goto("/rounds/")
+    browser_page.fill("input[name=epochs]", "1")
+    browser_page.get_by_role("button", name="Start round").click()
+    assert "/jobs/" in browser_page.url
+
+
 def test_a_curator_starts_a_round_and_follows_it_to_the_map(page, demo_collection, celery_worker_process):  # noqa: F811
     """Train → cluster → map through the real broker and worker, followed from the job page's links.
 
     Round 0's validation mAP is set to 0 first, so the new version is certain to pass the activation gate
     (not worse on val) and the chain cannot stop early; the other outcome has its own test below."""
-    round_zero = create_round_zero(TrainConfig(**TINY))
-    round_zero.metrics["val"]["map"] = 0.0
-    round_zero.save(update_fields=["metrics"])
-    make_user("curator", curator=True)
-    log_in(page, "curator")
-    page.goto("/rounds/")
-    page.fill("input[name=epochs]", "1")
-    page.get_by_role("button", name="Start round").click()
-    assert "/jobs/" in page.url
+    start_a_round(page, round_zero_val_map=0.0)
     page.wait_for_function("document.querySelector('#job progress').value > 0.05", timeout=120_000)
     for kind in ("train_round", "cluster", "compute_layout"):
         expect(page.locator("h1 small")).to_have_text(kind)
-        page.wait_for_function(
-            "document.querySelector('#job').dataset.state === 'succeeded'", timeout=240_000
-        )
+        page.wait_for_function(FINISHED, timeout=240_000)
         expect(page.locator("#job [data-field=state]")).to_have_text("Succeeded")
         if kind != "compute_layout":  # the page links to the step this one started, as it appears
             page.locator("#next-step a").click()
@@ -164,14 +167,7 @@ def test_a_curator_starts_a_round_and_follows_it_to_the_map(page, demo_collectio
 
 
 def test_a_round_worse_on_val_ends_the_chain(page, demo_collection, celery_worker_process):  # noqa: F811
-    round_zero = create_round_zero(TrainConfig(**TINY))
-    round_zero.metrics["val"]["map"] = 2.0  # above any mAP: the gate activates a version that ties
-    round_zero.save(update_fields=["metrics"])
-    make_user("curator", curator=True)
-    log_in(page, "curator")
-    page.goto("/rounds/")
-    page.fill("input[name=epochs]", "1")
-    page.get_by_role("button", name="Start round").click()
+    start_a_round(page, round_zero_val_map=2.0)  # above any mAP: the gate activates a version that ties
     page.wait_for_function(FINISHED, timeout=240_000)
     expect(page.locator("#job [data-field=message]")).to_contain_text("stays active")
     expect(page.locator("#next-step")).to_be_hidden()
