@@ -42,14 +42,21 @@ import csv
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from timing import Samples, add_runs_argument, check_runs, machine_line, paired_ratio, show_ratio
+from timing import (
+    Samples,
+    add_runs_argument,
+    check_runs,
+    child_result,
+    machine_line,
+    paired_ratio,
+    show_ratio,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "wikiart-styles"
@@ -191,16 +198,8 @@ def measure(method: str, backbone: str, paths: list[str], args: argparse.Namespa
 
 
 def run_child(method: str, backbone: str, out: Path, forwarded: list[str]) -> dict:
-    completed = subprocess.run(
-        [sys.executable, __file__, *forwarded, "--child", method, backbone, str(out)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    if completed.returncode != 0:
-        sys.stderr.write(completed.stderr)
-        raise SystemExit(f"{method} on {backbone} failed (exit status {completed.returncode})")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    command = [sys.executable, __file__, *forwarded, "--child", method, backbone, str(out)]
+    return child_result(command, f"{method} on {backbone}", cwd=ROOT)
 
 
 def main() -> None:

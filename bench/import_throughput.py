@@ -38,7 +38,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from timing import Samples, add_runs_argument, check_runs, machine_line, paired_ratio, show_ratio
+from timing import (
+    Samples,
+    add_runs_argument,
+    check_runs,
+    child_result,
+    machine_line,
+    paired_ratio,
+    show_ratio,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -117,15 +125,8 @@ def run_variant(variant: str, dataset: Path, metadata: Path) -> dict:
         if VARIANTS[variant] is not None:
             env["WORKBENCH_IMPORT_THREADS"] = VARIANTS[variant]
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-        completed = subprocess.run(
-            [sys.executable, __file__, "--child", str(dataset), str(metadata)],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        return json.loads(completed.stdout.strip().splitlines()[-1])
+        command = [sys.executable, __file__, "--child", str(dataset), str(metadata)]
+        return child_result(command, f"the {variant} import", cwd=ROOT, env=env)
 
 
 def main() -> None:

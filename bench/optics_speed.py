@@ -40,12 +40,19 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from timing import Samples, add_runs_argument, check_runs, machine_line, paired_ratio, show_ratio
+from timing import (
+    Samples,
+    add_runs_argument,
+    check_runs,
+    child_result,
+    machine_line,
+    paired_ratio,
+    show_ratio,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS = {"max_eps": 0.13, "min_samples": 2, "xi": 0.05}
@@ -148,14 +155,8 @@ def child(kind: str, count: int, dim: int, out: str) -> None:
 
 
 def measure(kind: str, count: int, dim: int, out: Path) -> dict:
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", kind, str(count), str(dim), str(out)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:  # a crash in a child (say, a BLAS segfault) must say where it happened
-        raise SystemExit(f"{kind} at {count} × {dim} failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
-    return {**json.loads(done.stdout.strip().splitlines()[-1]), "labels": str(out)}
+    command = [sys.executable, __file__, "--child", kind, str(count), str(dim), str(out)]
+    return {**child_result(command, f"{kind} at {count} × {dim}"), "labels": str(out)}
 
 
 def rotated(variants: list[str], round_: int) -> list[str]:

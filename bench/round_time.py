@@ -30,13 +30,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from timing import Samples, add_runs_argument, check_runs, machine_line, paired_ratio, show_ratio
+from timing import (
+    Samples,
+    add_runs_argument,
+    check_runs,
+    child_result,
+    machine_line,
+    paired_ratio,
+    show_ratio,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -137,18 +144,8 @@ def main() -> None:
             "PYTHONPATH": str(ROOT),  # this checkout's code, whatever the virtual environment points at
         }
         env.pop("DATABASE_URL", None)
-        done = subprocess.run(
-            [sys.executable, __file__, "--child", *sys.argv[1:]],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-    if done.returncode != 0:
-        raise SystemExit(
-            f"the benchmark's child process failed (exit {done.returncode}):\n{done.stderr[-3000:]}"
-        )
-    figures = json.loads(done.stdout.strip().splitlines()[-1])
+        command = [sys.executable, __file__, "--child", *sys.argv[1:]]
+        figures = child_result(command, "the benchmark's child process", cwd=ROOT, env=env)
     rounds = Samples.of(figures["round_seconds"])
     passes = Samples.of(figures["extraction_pass_seconds"])
     old_rounds = Samples.of([a + b for a, b in zip(rounds.values, passes.values, strict=True)])

@@ -11,9 +11,11 @@ baseline measured back to back), which cancels drift that the ratio of two media
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -132,3 +134,14 @@ def machine_line() -> str:
     if torch is None:
         return line
     return f"{line}; torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def child_result(command: Sequence[str], what: str, **popen: object) -> dict:
+    """Run a benchmark's child process (a fresh process per measurement, so that its peak memory is its own)
+    and return the JSON object its last line of output holds; a failed child stops the benchmark, naming
+    `what` failed and showing the end of its error output (a crash in BLAS or a DataLoader worker says where
+    it happened)."""
+    done = subprocess.run(list(command), capture_output=True, text=True, **popen)  # type: ignore[call-overload]
+    if done.returncode != 0:
+        raise SystemExit(f"{what} failed (exit status {done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])

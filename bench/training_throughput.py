@@ -40,12 +40,19 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from timing import Samples, add_runs_argument, check_runs, machine_line, paired_ratio, show_ratio
+from timing import (
+    Samples,
+    add_runs_argument,
+    check_runs,
+    child_result,
+    machine_line,
+    paired_ratio,
+    show_ratio,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE, BN_TRAINING = "plain", "naive-bn-train"
@@ -114,16 +121,8 @@ def measure(variant: str, backbone: str, args: argparse.Namespace) -> dict:
 
 
 def run_child(variant: str, backbone: str, forwarded: list[str]) -> dict:
-    completed = subprocess.run(
-        [sys.executable, __file__, *forwarded, "--child", variant, backbone],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    if completed.returncode != 0:
-        sys.stderr.write(completed.stderr)
-        raise SystemExit(f"{variant} on {backbone} failed (exit status {completed.returncode})")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    command = [sys.executable, __file__, *forwarded, "--child", variant, backbone]
+    return child_result(command, f"{variant} on {backbone}", cwd=ROOT)
 
 
 def labels(freeze_batchnorm: bool) -> dict[str, str]:
