@@ -85,6 +85,20 @@ class SourceCollection:
             for i in range(count)
         ]
 
+    def import_arguments(self, *, connections: bool = True) -> list[str]:
+        """`import_collection`'s options for these files."""
+        files = ["--images", str(self.images), "--metadata", str(self.metadata)]
+        return [*files, "--connections", str(self.connections)] if connections else files
+
+    def job_params(self, collection: str, *, connections: bool = True) -> dict[str, str]:
+        """The params of an `import_collection` job for these files."""
+        return {
+            "images": str(self.images),
+            "metadata": str(self.metadata),
+            "connections": str(self.connections) if connections else "",
+            "collection": collection,
+        }
+
     def write(self, count: int = 6, connections: list[list[object]] | None = None) -> SourceCollection:
         for i in range(count):
             draw_picture(self.images / "img" / f"{i}.jpg", seed=i)

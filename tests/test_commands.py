@@ -22,17 +22,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_import_command_prints_progress_and_records_a_job(source, data_dir, capsys):
-    call_command(
-        "import_collection",
-        "--images",
-        str(source.images),
-        "--metadata",
-        str(source.metadata),
-        "--connections",
-        str(source.connections),
-        "--collection",
-        "Cmd",
-    )
+    call_command("import_collection", *source.import_arguments(), "--collection", "Cmd")
     captured = capsys.readouterr()
     assert "6 artworks created" in captured.out
     assert "100.0%" in captured.err and "ETA" in captured.err
@@ -45,15 +35,7 @@ def test_import_command_lists_every_problem_and_fails(source, data_dir):
     (source.images / "img" / "2.jpg").unlink()
     source.connections.write_text("img1,img2,type\nart-0,art-9,POSITIVE\n")
     with pytest.raises(CommandError) as failure:
-        call_command(
-            "import_collection",
-            "--images",
-            str(source.images),
-            "--metadata",
-            str(source.metadata),
-            "--connections",
-            str(source.connections),
-        )
+        call_command("import_collection", *source.import_arguments())
     text = str(failure.value)
     assert "metadata.csv:4: img/2.jpg: image file not found" in text
     assert "connections.csv:2: unknown id in img2: 'art-9'" in text

@@ -16,16 +16,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_refused_import_prints_only_its_problems(source, data_dir):
     (source.images / "img" / "2.jpg").unlink()
     source.connections.write_text("img1,img2,type\nart-0,art-9,POSITIVE\n")
-    process = manage_py(
-        "import_collection",
-        "--images",
-        str(source.images),
-        "--metadata",
-        str(source.metadata),
-        "--connections",
-        str(source.connections),
-        stderr=subprocess.PIPE,
-    )
+    process = manage_py("import_collection", *source.import_arguments(), stderr=subprocess.PIPE)
     stdout, stderr = process.communicate(timeout=120)
     result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     assert result.returncode == 1

@@ -26,9 +26,12 @@ def test_ctrl_c_cancels_an_inline_import_and_writes_nothing(source, data_dir, tm
     before, files_before = database_state(), files_under(data_dir)
     slow = slow_source(tmp_path / "slow")
     process = manage_py(
-        "import_collection", "--images", str(slow.images), "--metadata", str(slow.metadata),
-        "--collection", "Interrupted", env_extra={"WORKBENCH_IMPORT_THREADS": "1"},
-    )  # fmt: skip
+        "import_collection",
+        *slow.import_arguments(connections=False),
+        "--collection",
+        "Interrupted",
+        env_extra={"WORKBENCH_IMPORT_THREADS": "1"},
+    )
     try:
         wait_until(
             lambda: (job := import_job()) is not None and 0.02 < job.progress < 0.5,

@@ -44,15 +44,7 @@ def test_job_runs_in_worker_and_reports_progress(celery_worker_process):
 
 
 def test_import_runs_in_worker(celery_worker_process, source):
-    job = enqueue(
-        "import_collection",
-        {
-            "images": str(source.images),
-            "metadata": str(source.metadata),
-            "connections": str(source.connections),
-            "collection": "Via worker",
-        },
-    )
+    job = enqueue("import_collection", source.job_params("Via worker"))
     wait_until(lambda: not fresh(job).is_active, timeout=90, message="the import to finish")
     job = fresh(job)
     assert job.state == JobState.SUCCEEDED, job.error
@@ -75,15 +67,7 @@ def test_worker_killed_mid_import_leaves_data_as_it_was(data_dir, celery_worker_
     import_collection(source.images, source.metadata, source.connections, "Already there")
     before, files_before = database_state(), files_under(data_dir)
     slow = slow_source(tmp_path / "slow", count=120)
-    job = enqueue(
-        "import_collection",
-        {
-            "images": str(slow.images),
-            "metadata": str(slow.metadata),
-            "connections": "",
-            "collection": "Killed",
-        },
-    )
+    job = enqueue("import_collection", slow.job_params("Killed", connections=False))
     wait_until(lambda: 0.02 < fresh(job).progress < 0.5, timeout=90, interval=0.05, message="staging")
     folders = list((data_dir / "staging").iterdir())
     assert len(folders) == 1 and any(folders[0].iterdir()), "killed while it has staged files"
