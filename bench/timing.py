@@ -17,7 +17,7 @@ import platform
 import statistics
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,13 +78,6 @@ def show_ratio(ratio: Samples) -> str:
     return f"×{ratio.median:.2f} ({ratio.low:.2f}–{ratio.high:.2f})"
 
 
-def repeated(measure: Callable[[], float], runs: int, warmup: int = 0) -> Samples:
-    """`measure()` `warmup` times unrecorded, then `runs` times."""
-    for _ in range(warmup):
-        measure()
-    return Samples.of([measure() for _ in range(runs)])
-
-
 def add_runs_argument(parser: argparse.ArgumentParser, default: int = MIN_RUNS) -> None:
     parser.add_argument(
         "--runs",
@@ -101,24 +94,22 @@ def check_runs(runs: int) -> None:
         print(f"note: {runs} run(s) per variant; the figures need at least {MIN_RUNS} to mean anything")
 
 
-def _cpu_flags() -> tuple[str, set[str]]:
-    model, flags = platform.processor() or platform.machine(), set()
+def _cpu_model_and_flags() -> tuple[str, set[str]]:
+    """The first CPU's model name and flags from /proc/cpuinfo (Linux); the platform's name elsewhere."""
+    first: dict[str, str] = {}
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            first.setdefault(key.strip(), value.strip())
     except OSError:
-        return model, flags
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and model in ("", platform.machine(), platform.processor()):
-            model = value.strip()
-        elif key.strip() == "flags" and not flags:
-            flags = set(value.split())
-    return model, flags
+        pass
+    model = first.get("model name") or platform.processor() or platform.machine()
+    return model, set(first.get("flags", "").split())
 
 
 def machine_line() -> str:
     """The CPU and what it computes natively, for the first line of every benchmark's output."""
-    model, flags = _cpu_flags()
+    model, flags = _cpu_model_and_flags()
     native = [
         name
         for name, flag in (

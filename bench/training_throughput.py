@@ -79,12 +79,13 @@ def measure(variant: str, backbone: str, args: argparse.Namespace) -> dict:
         return [(torch.randn(shape), torch.randn(shape), torch.randn(shape)) for _ in range(count)]
 
     warmup, timed = batches(2), batches(args.steps)
+    # The optimizer as fit builds it, for every variant (before any freezing): frozen BatchNorm parameters
+    # then get no gradient and Adam skips them, as in the workbench. channels_last below keeps the same
+    # Parameter objects.
+    optimizer = torch.optim.Adam(
+        [p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
+    )
     if variant in (BASELINE, BN_TRAINING):
-        # The optimizer as fit builds it (before any freezing); frozen BatchNorm parameters then get no
-        # gradient and Adam skips them, as in the workbench.
-        optimizer = torch.optim.Adam(
-            [p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
-        )
         model.train()
         if variant == BASELINE and config.freeze_batchnorm:
             trainer.freeze_batchnorm(model)
@@ -100,9 +101,6 @@ def measure(variant: str, backbone: str, args: argparse.Namespace) -> dict:
         if variant == "workbench-bf16":
             trainer.autocast_for = lambda device: torch.autocast("cpu", dtype=torch.bfloat16)
         model = model.to(memory_format=torch.channels_last)
-        optimizer = torch.optim.Adam(
-            [p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
-        )
 
         def run(items: list) -> None:
             trainer.train_one_epoch(model, items, optimizer, loss_fn, device, config)
