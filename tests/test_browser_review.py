@@ -22,6 +22,7 @@ from training.rounds import create_round_zero
 from training.trainer import TrainConfig
 from workbench.roles import CURATORS
 
+from .conftest import rig_signatures
 from .test_browser import PASSWORD, browser, log_in, page  # noqa: F401 - fixtures
 from .test_clustering_runs import GROUPS, collection, pk, proposal_with  # noqa: F401 - fixture
 from .test_training_rounds import TINY, demo_collection  # noqa: F401 - fixture
@@ -124,11 +125,10 @@ def test_the_map_draws_its_points(page, collection):  # noqa: F811
     page.wait_for_url(f"**/artworks/{artwork_id}/")
 
 
-def start_a_round(browser_page: Page, round_zero_val_map: float) -> None:
-    """Round 0 with the given validation mAP, then a curator starts a one-epoch round on the rounds page."""
-    round_zero = create_round_zero(TrainConfig(**TINY))
-    round_zero.metrics["val"]["map"] = round_zero_val_map
-    round_zero.save(update_fields=["metrics"])
+def start_a_round(browser_page: Page, round_zero: str) -> None:
+    """Round 0 with "random" or "perfect" signatures (`conftest.rig_signatures`: what the gate compares the
+    new version with), then a curator starts a one-epoch round on the rounds page."""
+    rig_signatures(create_round_zero(TrainConfig(**TINY)), round_zero)
     make_user("curator", curator=True)
     log_in(browser_page, "curator")
     browser_page.goto("/rounds/")
@@ -140,9 +140,9 @@ def start_a_round(browser_page: Page, round_zero_val_map: float) -> None:
 def test_a_curator_starts_a_round_and_follows_it_to_the_map(page, demo_collection, celery_worker_process):  # noqa: F811
     """Train → cluster → map through the real broker and worker, followed from the job page's links.
 
-    Round 0's validation mAP is set to 0 first, so the new version is certain to pass the activation gate
-    (not worse on val) and the chain cannot stop early; the other outcome has its own test below."""
-    start_a_round(page, round_zero_val_map=0.0)
+    Round 0's signatures are random first, so the new version is certain to pass the promotion gate
+    (better beyond the interval) and the chain cannot stop early; the other outcome has its own test below."""
+    start_a_round(page, round_zero="random")
     page.wait_for_function("document.querySelector('#job progress').value > 0.05", timeout=120_000)
     for kind in ("train_round", "cluster", "compute_layout"):
         expect(page.locator("h1 small")).to_have_text(kind)
@@ -166,14 +166,22 @@ def test_a_curator_starts_a_round_and_follows_it_to_the_map(page, demo_collectio
     )
 
 
-def test_a_round_worse_on_val_ends_the_chain(page, demo_collection, celery_worker_process):  # noqa: F811
-    start_a_round(page, round_zero_val_map=2.0)  # above any mAP: the gate activates a version that ties
+def test_a_round_that_does_not_pass_the_gate_ends_the_chain(page, demo_collection, celery_worker_process):  # noqa: F811
+    start_a_round(page, round_zero="perfect")  # no model beats it: the new version is not promoted
     page.wait_for_function(FINISHED, timeout=240_000)
-    expect(page.locator("#job [data-field=message]")).to_contain_text("stays active")
+    expect(page.locator("#job [data-field=message]")).to_contain_text("v0 stays active")
     expect(page.locator("#next-step")).to_be_hidden()
     job = Job.objects.get()
     assert job.kind == "train_round" and not job.result["activated"] and "next_job" not in job.result
+    assert job.result["gate"] in {"candidate", "rejected"}
     assert ModelVersion.objects.get(is_active=True).number == 0 and not ClusteringRun.objects.exists()
+    # The rounds page shows the decision and the interval of each difference it was made on.
+    page.goto("/rounds/")
+    row = page.locator("tr[data-version='1']")
+    expect(row.locator("td.gate .tag")).to_have_text(job.result["gate"])
+    expect(row.locator("td.gate")).to_contain_text("val Δ mAP")
+    expect(row.locator("td.gate")).to_contain_text("synthetic Δ mAP")
+    expect(row.locator("td.num").first).to_contain_text("[")
 
 
 def test_an_annotator_cannot_start_a_round(page, collection):  # noqa: F811

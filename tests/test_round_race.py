@@ -32,7 +32,7 @@ def test_two_rounds_at_once_train_one_version(demo_collection):  # noqa: F811 - 
     outputs = [process.communicate(timeout=600)[0] for process in (first, second)]
     assert [process.returncode for process in (first, second)] == [0, 0], "\n\n".join(outputs)
     assert sorted(ModelVersion.objects.values_list("number", flat=True)) == [0, 1]
-    trained = [text for text in outputs if "v1: val mAP" in text]
+    trained = [text for text in outputs if "v1 against v0: " in text]
     skipped = [text for text in outputs if "Skipped:" in text]
     assert len(trained) == 1 and len(skipped) == 1, "\n\n".join(outputs)
     assert "IntegrityError" not in skipped[0] and "Traceback" not in skipped[0]

@@ -139,6 +139,8 @@ def test_as_dict_and_table() -> None:
         "median_first_rank",
         "n_queries",
         "n_skipped",
+        "ci",
+        "n_groups",
     ]
     table = metrics.table()
     assert "mAP" in table and "0.4833" in table

@@ -20,9 +20,17 @@ from jobs.runner import enqueue
 from training import signatures
 from training.backbones import file_sha256
 from training.models import ModelVersion, resolve_version
-from training.rounds import build_gallery, extract_for_version, train_round
+from training.rounds import (
+    build_gallery,
+    extract_for_version,
+    gate_against,
+    synthetic_validation,
+    train_round,
+    validate,
+    version_vectors,
+)
 
-from .conftest import start_job_thread, wait_until
+from .conftest import rig_signatures, start_job_thread, wait_until
 
 # Small and fast: EfficientNet-Lite0 (offline ImageNet weights) at 64 px, two negatives per pair.
 TINY = {
@@ -61,7 +69,11 @@ def test_first_extraction_creates_round_zero(demo_collection, monkeypatch, tmp_p
     stored = signatures.load(version)
     assert sorted(stored.ids) == sorted(Artwork.objects.values_list("pk", flat=True))
     assert np.allclose(np.linalg.norm(stored.vectors, axis=1), 1.0, atol=1e-4)
-    assert set(version.metrics) == {"val", "test"}
+    assert set(version.metrics) == {"val", "test", "synthetic"}
+    for name in ("val", "test", "synthetic"):
+        low, high = version.metrics[name]["ci"]["map"]
+        assert low <= version.metrics[name]["map"] <= high
+    assert version.metrics["synthetic"]["n_queries"] >= 10 and version.gate["decision"] == "promoted"
     assert (settings.DATA_DIR / version.checkpoint).is_file()
 
 
@@ -72,6 +84,10 @@ def test_round_then_skip_when_unchanged_then_force(demo_collection):
     v0, v1 = ModelVersion.objects.get(number=0), ModelVersion.objects.get(number=1)
     assert v1.parent == v0 and v1.connection_set_hash
     assert v1.metrics["val"]["n_queries"] > 0 and v1.metrics["test"]["n_queries"] > 0
+    assert v1.gate["decision"] in {"promoted", "candidate", "rejected"}
+    assert set(v1.gate["differences"]) == {"val", "synthetic"}
+    assert v1.is_active == (v1.gate["decision"] == "promoted")
+    assert v1.gate["reason"] in first["summary"]
     assert "fine-tuned from v0" in v1.weights_description
     assert (settings.DATA_DIR / v1.checkpoint).is_file()
     assert not list((settings.DATA_DIR / "models" / "in-progress").glob("*")), "finished runs clean up"
@@ -81,25 +97,36 @@ def test_round_then_skip_when_unchanged_then_force(demo_collection):
     assert forced["version"] == 2
 
 
-@pytest.mark.django_db
-def test_activation_gate_keeps_a_worse_model_inactive():
-    common = {"backbone": "x", "weights_kind": "random", "weights_description": "-", "signature_dim": 4}
-    active = ModelVersion.objects.create(number=0, metrics={"val": {"map": 0.5}}, **common)
-    active.activate()
-    worse = ModelVersion.objects.create(number=1, metrics={"val": {"map": 0.4}}, **common)
-    equal = ModelVersion.objects.create(number=2, metrics={"val": {"map": 0.5}}, **common)
-    unknown = ModelVersion.objects.create(number=3, metrics={"val": {"map": None}}, **common)
-    assert not worse.should_replace(active)
-    assert equal.should_replace(active)
-    assert not unknown.should_replace(active)
-    call_command("promote_model", "--model", "v1")  # a curator's promotion
-    assert list(ModelVersion.objects.filter(is_active=True)) == [worse]
-    assert (
-        resolve_version("active") == worse
-        and resolve_version("v2") == equal
-        and resolve_version("3") == unknown
-    )
-    with pytest.raises(ModelVersion.DoesNotExist, match="known: v0, v1, v2, v3|known: v3, v2, v1, v0"):
+@pytest.mark.django_db(transaction=True)
+def test_the_gate_compares_two_versions_on_the_same_queries(demo_collection):
+    """A version measured against a random one is promoted beyond the interval; the random one measured
+    against it is rejected; a version against an identical copy of itself is inconclusive (a candidate)."""
+    good = resolve_version(str(extract_for_version(None)["version"]))
+    gallery = build_gallery()
+    synthetic_set = synthetic_validation(gallery)
+    assert synthetic_set is not None and len(synthetic_set.queries) >= 10
+    common = {"backbone": good.backbone, "config": good.config, "checkpoint": good.checkpoint}
+    noise = ModelVersion.objects.create(number=1, weights_kind="random", signature_dim=64, **common)
+    rig_signatures(noise, "random")
+    twin = ModelVersion.objects.create(number=2, weights_kind="package", signature_dim=1280, **common)
+    signatures.save(twin, signatures.load(good))
+
+    def validation_of(version):
+        return validate(version, None, version_vectors(version, gallery), gallery, synthetic_set)
+
+    promoted = gate_against(good, noise, gallery, validation_of(good))
+    assert promoted.decision == "promoted", promoted.reason
+    assert set(promoted.differences) == {"val", "synthetic"}
+    assert all(d["low"] > 0 and d["queries"] > 0 for d in promoted.differences.values())
+    rejected = gate_against(noise, good, gallery, validation_of(noise))
+    assert rejected.decision == "rejected" and all(d["high"] < 0 for d in rejected.differences.values())
+    tied = gate_against(twin, good, gallery, validation_of(twin))
+    assert tied.decision == "candidate" and "inconclusive" in tied.reason
+    assert all(d["delta"] == d["low"] == d["high"] == 0 for d in tied.differences.values())
+    # A curator may still promote any version: the gate only decides what a round does on its own.
+    call_command("promote_model", "--model", "v1")
+    assert resolve_version("active") == noise and resolve_version("v2") == twin
+    with pytest.raises(ModelVersion.DoesNotExist, match="known: v2, v1, v0|known: v0, v1, v2"):
         resolve_version("v9")
 
 
@@ -219,7 +246,7 @@ def test_training_commands_inline(demo_collection, capsys, tmp_path):
     assert "Created round 0" in capsys.readouterr().out
     call_command("train_round", "--inline", "--epochs", "1", "--input-size", "64", "--batch-size", "8")
     out = capsys.readouterr()
-    assert "v1: val mAP" in out.out and "epoch 1/1" in out.err
+    assert "v1 against v0: " in out.out and "epoch 1/1" in out.err
     job = Job.objects.get(kind="train_round")
     assert job.state == JobState.SUCCEEDED and job.result["version"] == 1
     with pytest.raises(CommandError, match="no model version 'v7'"):

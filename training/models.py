@@ -4,7 +4,8 @@ A version records the retrieval method that made it (`training.methods`), where 
 from (never pretending: a randomly initialised model says so), its configuration, its parent, the hash
 of the connection set it was trained on, its held-out metrics and its checkpoint file. Exactly one
 version is active: the one whose signatures the workbench uses. A new version becomes active only when
-its val mAP is not worse than the active one's, or when a curator promotes it.
+it beats the active one beyond the bootstrap interval of the difference (`training.gate`), or when a
+curator promotes it; an inconclusive version stays a *candidate*, and its `gate` field says why.
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ class ModelVersion(models.Model):
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
     )
     connection_set_hash = models.CharField(max_length=64, blank=True, db_index=True)
-    metrics = models.JSONField(default=dict, blank=True, help_text='{"val": {...}, "test": {...}}')
+    metrics = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='{"val": {...}, "test": {...}, "synthetic": {...}}, each with "ci"',
+    )
+    gate = models.JSONField(
+        default=dict, blank=True, help_text="the promotion gate's decision, reason and mAP differences"
+    )
     checkpoint = models.CharField(max_length=500, blank=True, help_text="path under the data directory")
     signature_dim = models.PositiveIntegerField()
     is_active = models.BooleanField(default=False)
@@ -77,14 +85,13 @@ class ModelVersion(models.Model):
             ModelVersion.objects.filter(pk=self.pk).update(is_active=True)
         self.is_active = True
 
-    def should_replace(self, active: ModelVersion | None) -> bool:
-        """Gate by held-out evaluation: activate when val mAP is not worse than the active one's."""
-        if active is None:
-            return True
-        mine, theirs = self.val_map, active.val_map
-        if theirs is None:
-            return True
-        return mine is not None and mine >= theirs
+    @property
+    def gate_decision(self) -> str:
+        return (self.gate or {}).get("decision", "")
+
+    @property
+    def is_candidate(self) -> bool:
+        return self.gate_decision == "candidate" and not self.is_active
 
 
 def active_version() -> ModelVersion | None:

@@ -24,8 +24,9 @@ from jobs.models import ACTIVE_STATES, Job
 from jobs.progress import ProgressCallback, no_progress
 from workbench import paths
 
-from . import signature_store, signatures
+from . import gate, signature_store, signatures, synthetic
 from .backbones import build_model
+from .metrics import RetrievalMetrics, bootstrap_difference
 from .models import ModelVersion, VersionReservation, active_version
 from .trainer import TrainConfig, TrainingData, atomic_torch_save, evaluate, fit, signatures_for
 
@@ -39,6 +40,9 @@ class RoundInProgress(Exception):
 
 
 ROUND_ZERO_KEY = "round-0"
+# Below this many unlinked images there is no synthetic validation to speak of (its interval says how
+# little a few sources tell; below five it would say nothing).
+MIN_SYNTHETIC_SOURCES = 5
 # A reservation without a job (a direct call, not a job) that is this old belongs to a process long gone.
 ORPHAN_RESERVATION_AGE = timedelta(days=2)
 
@@ -185,8 +189,107 @@ def json_safe(metrics: dict) -> dict:
     }
 
 
-def evaluate_vectors(vectors: np.ndarray, gallery: Gallery) -> dict[str, dict]:
-    return {split: json_safe(evaluate(vectors, gallery.data, split).as_dict()) for split in ("val", "test")}
+def synthetic_validation(
+    gallery: Gallery, progress: ProgressCallback = no_progress
+) -> synthetic.SyntheticSet | None:
+    """Derivatives of the gallery's unlinked, unsplit artworks (`training.synthetic`), or None when it has too
+    few of them. Rows refer to `gallery`."""
+    data = gallery.data
+    candidates = [
+        (row, artwork.image_sha256)
+        for row, artwork in enumerate(gallery.artworks)
+        if data.component_of[row] < 0 and not artwork.split
+    ]
+    if len(candidates) < MIN_SYNTHETIC_SOURCES:
+        return None
+    sources = synthetic.choose_sources(candidates)
+    chosen = set(sources)
+    return synthetic.build(
+        paths.synthetic_folder(),
+        data.paths,
+        [artwork.image_sha256 for artwork in gallery.artworks],
+        sources,
+        [row for row in range(len(gallery.artworks)) if row not in chosen],
+        progress=progress,
+    )
+
+
+def synthetic_vectors(
+    version: ModelVersion, synthetic_set: synthetic.SyntheticSet, model: torch.nn.Module | None = None
+) -> np.ndarray:
+    """Signatures of the synthetic images under `version`: stored ones, the missing ones computed (with
+    `model`, or the version's own loaded from its checkpoint) and stored beside them."""
+    folder = paths.synthetic_signatures_folder(version.number)
+    stored = signature_store.load(folder)
+    have = stored.row_of() if stored else {}
+    missing = [name for name in synthetic_set.names if name not in have]
+    if missing:
+        method = version.retrieval_method
+        model = model if model is not None else method.load_model(version)
+        vectors = method.embed(model, version, [str(synthetic_set.folder / name) for name in missing])
+        stored = signature_store.merge(stored, missing, vectors)
+        signature_store.save(folder, stored)
+        have = stored.row_of()
+    return np.asarray(stored.vectors[[have[name] for name in synthetic_set.names]])
+
+
+def version_vectors(version: ModelVersion, gallery: Gallery) -> np.ndarray:
+    """`version`'s signatures of the gallery's artworks, in row order (missing ones extracted first)."""
+    extract_for_version(version)
+    stored = signatures.require(version)
+    rows = stored.row_of()
+    return np.asarray(stored.vectors[[rows[artwork.pk] for artwork in gallery.artworks]])
+
+
+@dataclass
+class Validation:
+    """A version measured on the gallery: val and test (known connections) and the synthetic validation."""
+
+    results: dict[str, RetrievalMetrics]
+    synthetic_set: synthetic.SyntheticSet | None
+
+    def metrics(self) -> dict[str, dict]:
+        return {name: json_safe(result.as_dict()) for name, result in self.results.items()}
+
+
+def validate(
+    version: ModelVersion,
+    model: torch.nn.Module | None,
+    vectors: np.ndarray,
+    gallery: Gallery,
+    synthetic_set: synthetic.SyntheticSet | None = None,
+) -> Validation:
+    results = {split: evaluate(vectors, gallery.data, split) for split in ("val", "test")}
+    if synthetic_set is not None and synthetic_set.queries:
+        query_vectors = synthetic_vectors(version, synthetic_set, model)
+        results["synthetic"] = synthetic.evaluate(vectors, query_vectors, synthetic_set)
+    return Validation(results, synthetic_set)
+
+
+def paired_difference(new: RetrievalMetrics, old: RetrievalMetrics):
+    """new − old mAP over the queries both evaluated (the same ones, on the same gallery and truth)."""
+    if new.n_queries == 0 or not np.array_equal(new.query_rows, old.query_rows):
+        return None
+    return bootstrap_difference(new.average_precisions, old.average_precisions, new.query_groups)
+
+
+def gate_against(
+    version: ModelVersion, parent: ModelVersion, gallery: Gallery, validation: Validation
+) -> gate.GateDecision:
+    """The gate's decision for `version` against the active `parent`, both measured on the same queries."""
+    parent_vectors = version_vectors(parent, gallery)
+    differences, counts = {}, {}
+    theirs = {"val": evaluate(parent_vectors, gallery.data, "val", bootstrap=0)}
+    if "synthetic" in validation.results:
+        query_vectors = synthetic_vectors(parent, validation.synthetic_set)
+        theirs["synthetic"] = synthetic.evaluate(
+            parent_vectors, query_vectors, validation.synthetic_set, bootstrap=0
+        )
+    for name, old in theirs.items():
+        new = validation.results[name]
+        differences[name] = paired_difference(new, old)
+        counts[name] = (new.n_queries, new.n_groups)
+    return gate.decide(differences, counts)
 
 
 def store_signatures(version: ModelVersion, gallery: Gallery, vectors: np.ndarray) -> None:
@@ -224,21 +327,25 @@ def create_reserved_round_zero(
         model, gallery.data.paths, config, progress=lambda f, m: progress(0.05 + 0.9 * f, m)
     )
     atomic_torch_save({"model": model.state_dict(), "config": asdict(config)}, paths.model_file(0))
+    synthetic_set = synthetic_validation(gallery)
+    version = ModelVersion(
+        number=0,
+        backbone=config.backbone,
+        weights_kind=origin.kind,
+        weights_description=origin.description,
+        weights_sha256=origin.sha256 or "",
+        config=asdict(config),
+        connection_set_hash="",
+        checkpoint=paths.relative(paths.model_file(0)),
+        signature_dim=vectors.shape[1],
+        created_by=user,
+        job=job,
+        gate={"decision": "promoted", "reason": "round 0: the pretrained backbone, nothing to compare with"},
+    )
+    progress(0.97, "round 0: validating")
+    version.metrics = validate(version, model, vectors, gallery, synthetic_set).metrics()
     with transaction.atomic():
-        version = ModelVersion.objects.create(
-            number=0,
-            backbone=config.backbone,
-            weights_kind=origin.kind,
-            weights_description=origin.description,
-            weights_sha256=origin.sha256 or "",
-            config=asdict(config),
-            connection_set_hash="",
-            metrics=evaluate_vectors(vectors, gallery),
-            checkpoint=paths.relative(paths.model_file(0)),
-            signature_dim=vectors.shape[1],
-            created_by=user,
-            job=job,
-        )
+        version.save()
         version.activate()
     store_signatures(version, gallery, vectors)
     return version
@@ -327,52 +434,55 @@ def train_reserved_round(
     atomic_torch_save(
         {"model": result.model.state_dict(), "config": asdict(config)}, paths.model_file(number)
     )
-    progress(0.92, "computing signatures of every artwork")
+    progress(0.9, "computing signatures of every artwork")
     full = build_gallery()
     vectors = signatures_for(
-        result.model, full.data.paths, config, progress=lambda f, m: progress(0.92 + 0.07 * f, m)
+        result.model, full.data.paths, config, progress=lambda f, m: progress(0.9 + 0.06 * f, m)
     )
+    version = ModelVersion(
+        number=number,
+        backbone=config.backbone,
+        weights_kind=origin_kind or result.origin.kind,
+        weights_description=origin_text or f"fine-tuned from {result.origin.description}",
+        weights_sha256=result.origin.sha256 or "",
+        config={**asdict(config), "history": result.history},
+        parent=parent,
+        connection_set_hash=fingerprint,
+        checkpoint=paths.relative(paths.model_file(number)),
+        signature_dim=vectors.shape[1],
+        created_by=user,
+        job=job,
+    )
+    progress(0.96, "validating against the active version")
+    validation = validate(version, result.model, vectors, full, synthetic_validation(full))
+    version.metrics = validation.metrics()
+    decision = gate_against(version, parent, full, validation)
+    version.gate = decision.as_dict()
+    activated = decision.promoted
     with transaction.atomic():
-        version = ModelVersion.objects.create(
-            number=number,
-            backbone=config.backbone,
-            weights_kind=origin_kind or result.origin.kind,
-            weights_description=origin_text or f"fine-tuned from {result.origin.description}",
-            weights_sha256=result.origin.sha256 or "",
-            config={**asdict(config), "history": result.history},
-            parent=parent,
-            connection_set_hash=fingerprint,
-            metrics=evaluate_vectors(vectors, full),
-            checkpoint=paths.relative(paths.model_file(number)),
-            signature_dim=vectors.shape[1],
-            created_by=user,
-            job=job,
-        )
-        activated = version.should_replace(parent)
+        version.save()
         if activated:
             version.activate()
         # In the same transaction: a round waiting to reserve the same connections sees the version.
         VersionReservation.objects.filter(pk=reservation.pk).delete()
     store_signatures(version, full, vectors)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    summary = (
-        f"{version.label}: val mAP {format_map(version.val_map)} "
-        f"vs {parent.label} {format_map(parent.val_map)}; "
-        + ("now active" if activated else f"{parent.label} stays active (promote {version.label} to use it)")
-    )
+    outcome = {
+        "promoted": "now active",
+        "candidate": f"kept as a candidate, {parent.label} stays active (promote {version.label} to use it)",
+        "rejected": f"rejected, {parent.label} stays active",
+    }[decision.decision]
+    summary = f"{version.label} against {parent.label}: {decision.reason}; {outcome}"
     log(summary)
     return {
         "summary": summary,
         "version": version.number,
         "activated": activated,
+        "gate": decision.decision,
         "stop_chain": not activated,
         "metrics": version.metrics,
         "resumed_from_epoch": result.resumed_from_epoch,
     }
-
-
-def format_map(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
 
 
 def extract_for_version(

@@ -35,7 +35,7 @@ from jobs.progress import ProgressCallback, no_progress
 from .backbones import build_model, input_normalisation
 from .extraction import cpu_supports_bf16, extract_signatures, load_rgb, pick_device
 from .losses import make_loss
-from .metrics import RetrievalMetrics, evaluate_retrieval
+from .metrics import BOOTSTRAP_SAMPLES, RetrievalMetrics, evaluate_retrieval
 from .mining import mine_triplets
 
 
@@ -88,6 +88,10 @@ class TrainingData:
             if component >= 0:
                 members.setdefault(component, set()).add(row)
         return {row: members[c] - {row} for row, c in enumerate(self.component_of.tolist()) if c >= 0}
+
+    def groups(self) -> dict[int, int]:
+        """Bootstrap groups of the queries: their connected components."""
+        return {row: c for row, c in enumerate(self.component_of.tolist()) if c >= 0}
 
 
 def train_transform(config: TrainConfig) -> transforms.Compose:
@@ -185,9 +189,11 @@ def signatures_for(model: nn.Module, paths: Sequence[str], config: TrainConfig, 
     )
 
 
-def evaluate(vectors: np.ndarray, data: TrainingData, split: str = "val") -> RetrievalMetrics:
+def evaluate(
+    vectors: np.ndarray, data: TrainingData, split: str = "val", bootstrap: int = BOOTSTRAP_SAMPLES
+) -> RetrievalMetrics:
     queries = data.val_queries if split == "val" else data.test_queries
-    return evaluate_retrieval(vectors, queries, data.partners())
+    return evaluate_retrieval(vectors, queries, data.partners(), groups=data.groups(), bootstrap=bootstrap)
 
 
 def atomic_torch_save(obj, path: Path) -> None:
@@ -310,7 +316,7 @@ def fit(
             config,
             progress=lambda f, m, epoch=epoch: report(epoch, 0.85 + 0.15 * f, f"evaluating on val, {m}"),
         )
-        val = evaluate(vectors, data, "val")
+        val = evaluate(vectors, data, "val", bootstrap=0)  # the gate, not epoch choice, needs intervals
         improved = val.map > best_map
         history.append(
             {

@@ -95,6 +95,16 @@ def signatures_folder(number: int) -> Path:
     return root() / "signatures" / f"v{number}"
 
 
+def synthetic_signatures_folder(number: int) -> Path:
+    """Signatures of the synthetic validation images under version `number`, keyed by file name."""
+    return signatures_folder(number) / "synthetic"
+
+
+def synthetic_folder() -> Path:
+    """Generated validation images (`training.synthetic`): derived, cached, never artworks."""
+    return root() / "synthetic"
+
+
 # --- clustering: graphs, maps and runs --------------------------------------------------------------------
 
 
