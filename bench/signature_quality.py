@@ -16,11 +16,24 @@ connections, each data set in a fresh WORKBENCH_DATA_DIR and SQLite database in 
 
 * ``--dataset peopleart``: N source paintings (fixed seed) from ../shared/data/peopleart, 1–2 derivatives
   each made with `annotations.demo.SINGLE_TRANSFORMS` (workshop copy, b/w photograph (DUPLICATE), detail,
-  mirrored), all generated connections known, imported into one collection (originals copied beside the
-  derivatives); round 0 vs round 1 on the versions' val/test metrics.
+  mirrored), imported into one collection (originals copied beside the derivatives). As in the demo, about
+  half the components are imported as known (`annotations.demo.choose_known`) and the rest stay hidden
+  (``--all-known`` imports them all); gt-test and gt-hidden as above.
+
+Both print each version's val, test and synthetic metrics with their 95 % intervals, the gate's decision
+with the paired differences it was made on, and the paired difference round 1 − round 0 on gt-test and
+gt-hidden (bootstrap over ground-truth components). ``--set KEY=JSON`` overrides any TrainConfig field
+(e.g. ``--set ssl_weight=1``), for ablations of the training recipe.
 
 The gallery of every evaluation is the whole imported set; the query is excluded from its own gallery.
 
+* ``--ablation descriptors``: no training and no database: the pretrained backbone's signatures under each
+  descriptor ingredient (whitening learned on the collection, input size, GeM pooling, multi-scale and
+  flipped views, EfficientNet-Lite2), on the three sets of `bench/quality_sets.py` (the demo's hidden
+  connections, the People-Art development set, the synthetic validation). Each cell: mAP with its 95 %
+  bootstrap interval over query components, and the paired difference to the first row with its interval.
+
+    .venv/bin/python bench/signature_quality.py --ablation descriptors [--variants all|quick]
     .venv/bin/python bench/signature_quality.py --dataset demo [--epochs 2] [--size 128] [--negatives 3]
     .venv/bin/python bench/signature_quality.py --dataset peopleart [--sources 250] [--epochs 2] [--size 128]
     (either accepts --lr X to override TrainConfig.lr, 1e-5 by default)
@@ -41,6 +54,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from timing import machine_line
+
 ROOT = Path(__file__).resolve().parent.parent
 PEOPLEART = ROOT.parent / "shared" / "data" / "peopleart"
 METRIC_KEYS = ("map", "recall@1", "recall@10", "precision_at_1", "n_queries")
@@ -60,10 +75,10 @@ def import_demo(folder: Path) -> dict[str, Any]:
     return build.counts
 
 
-def import_peopleart(folder: Path, data: Path, sources: int, seed: int) -> dict[str, Any]:
+def import_peopleart(folder: Path, data: Path, sources: int, seed: int, hidden: bool) -> dict[str, Any]:
     from PIL import Image
 
-    from annotations.demo import SINGLE_TRANSFORMS
+    from annotations.demo import SINGLE_TRANSFORMS, choose_known
     from annotations.importer import import_collection
 
     rng = random.Random(seed)
@@ -95,12 +110,19 @@ def import_peopleart(folder: Path, data: Path, sources: int, seed: int) -> dict[
         writer = csv.writer(handle)
         writer.writerow(["id", "path", "title", "author", "style"])
         writer.writerows(artworks)
-    with open(folder / "connections.csv", "w", newline="") as handle:
+    # As in the demo: about half the components are imported as known, the rest stay hidden.
+    known = choose_known(edges, rng) if hidden else edges
+    write_edges(folder / "connections.csv", known)
+    write_edges(folder / "ground_truth.csv", edges)
+    import_collection(images, folder / "metadata.csv", folder / "connections.csv", "PeopleArt")
+    return {"source_paintings": len(chosen), "derivatives": len(edges), "known_edges": len(known), **kinds}
+
+
+def write_edges(path: Path, edges: list[tuple[str, str, str]]) -> None:
+    with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["img1", "img2", "type"])
         writer.writerows(edges)
-    import_collection(images, folder / "metadata.csv", folder / "connections.csv", "PeopleArt")
-    return {"source_paintings": len(chosen), "derivatives": len(edges), **kinds}
 
 
 def ground_truth_metrics(folder: Path, numbers: list[int]) -> dict[str, Any]:
@@ -110,9 +132,10 @@ def ground_truth_metrics(folder: Path, numbers: list[int]) -> dict[str, Any]:
     from annotations.models import Artwork
     from annotations.splits import connected_components
     from training import signature_store
-    from training.metrics import evaluate_retrieval
+    from training.metrics import bootstrap_difference, evaluate_retrieval
     from workbench import paths
 
+    per_query: dict[str, dict[int, tuple[dict, dict]]] = {}
     with open(folder / "ground_truth.csv", newline="") as handle:
         gt = [(row["img1"], row["img2"]) for row in csv.DictReader(handle)]
     external = dict(Artwork.objects.values_list("pk", "external_id"))
@@ -143,9 +166,30 @@ def ground_truth_metrics(folder: Path, numbers: list[int]) -> dict[str, Any]:
             rows = {row[node] for node in component if node in row}
             for r in rows:
                 partners[r] = rows - {r}
+        groups = {
+            r: component_number
+            for component_number, component in enumerate(components)
+            for r in (row.get(n) for n in component)
+            if r is not None
+        }
         for name, members in (("gt-test", test_members), ("gt-hidden", hidden_members)):
             queries = np.array(sorted(row[m] for m in members if m in row), dtype=np.int64)
-            result[f"v{number}/{name}"] = evaluate_retrieval(stored.vectors, queries, partners).as_dict()
+            metrics = evaluate_retrieval(stored.vectors, queries, partners, groups=groups)
+            result[f"v{number}/{name}"] = metrics.as_dict()
+            by_artwork = {ids[q]: ap for q, ap in metrics.per_query_ap().items()}
+            per_query.setdefault(name, {})[number] = (by_artwork, {ids[q]: g for q, g in groups.items()})
+    # Paired difference of the last version to v0 on the same queries (artworks, whatever their rows).
+    last = max(numbers)
+    for name, by_version in per_query.items():
+        if last == 0 or 0 not in by_version:
+            continue
+        (zero, group_of), (latest, _) = by_version[0], by_version[last]
+        common = sorted(set(zero) & set(latest))
+        if common:
+            delta = bootstrap_difference(
+                [latest[a] for a in common], [zero[a] for a in common], [group_of[a] for a in common]
+            )
+            result[f"delta/{name}"] = {"delta": delta.value, "low": delta.low, "high": delta.high}
     return result
 
 
@@ -164,9 +208,12 @@ def child(args: argparse.Namespace) -> None:
     if args.dataset == "demo":
         counts = import_demo(folder)
     else:
-        counts = import_peopleart(folder, args.data, args.sources, args.seed)
+        counts = import_peopleart(folder, args.data, args.sources, args.seed, args.hidden)
     imported = time.perf_counter()
     overrides = {"lr": args.lr} if args.lr is not None else {}
+    for setting in args.set:
+        key, _, value = setting.partition("=")
+        overrides[key] = json.loads(value)
     log_lines: list[str] = []
     outcome = train_round(
         epochs=args.epochs,
@@ -187,10 +234,123 @@ def child(args: argparse.Namespace) -> None:
         "lr": versions[max(versions)].config.get("lr"),
         "history": versions[max(versions)].config.get("history"),
         "metrics": {number: version.metrics for number, version in versions.items()},
+        "gate": versions[max(versions)].gate,
     }
-    if args.dataset == "demo":
+    if (folder / "ground_truth.csv").exists():
         result["ground_truth"] = ground_truth_metrics(folder, sorted(versions))
     print(json.dumps(result))
+
+
+# --- descriptor ablation (plain, in this process) ---------------------------------------------------------
+
+# name → (backbone, input size, pooling, whitening shrinkage or None, views: (scale, flipped) pairs)
+SINGLE = ((1.0, False),)
+DESCRIPTOR_VARIANTS: dict[str, tuple[str, int, str, float | None, tuple[tuple[float, bool], ...]]] = {
+    "Lite0 224 px avg, raw (before)": ("tf_efficientnet_lite0", 224, "avg", None, SINGLE),
+    "+ whitening (shrinkage 1)": ("tf_efficientnet_lite0", 224, "avg", 1.0, SINGLE),
+    "+ whitening (shrinkage 3)": ("tf_efficientnet_lite0", 224, "avg", 3.0, SINGLE),
+    "+ whitening, GeM p=3": ("tf_efficientnet_lite0", 224, "gem", 1.0, SINGLE),
+    "+ whitening, 320 px": ("tf_efficientnet_lite0", 320, "avg", 1.0, SINGLE),
+    "+ whitening, flip": ("tf_efficientnet_lite0", 224, "avg", 1.0, ((1.0, False), (1.0, True))),
+    "+ whitening, 2 scales + flip": (
+        "tf_efficientnet_lite0",
+        224,
+        "avg",
+        1.0,
+        ((1.0, False), (1.0, True), (1.41, False), (1.41, True)),
+    ),
+    "Lite2 224 px + whitening": ("tf_efficientnet_lite2", 224, "avg", 1.0, SINGLE),
+    "Lite2 260 px + whitening": ("tf_efficientnet_lite2", 260, "avg", 1.0, SINGLE),
+}
+QUICK = ("Lite0 224 px avg, raw (before)", "+ whitening (shrinkage 1)", "+ whitening, flip")
+
+
+def view_signatures(model, paths: list[str], size: int, flipped: bool) -> Any:
+    """L2-normalised signatures of one view (input size, mirrored or not) of each image."""
+    import torch
+
+    from training.extraction import extract_signatures
+
+    class Flipped(torch.nn.Module):
+        def __init__(self, inner) -> None:
+            super().__init__()
+            self.inner, self.backbone = inner, inner.backbone
+
+        def forward(self, images):
+            return self.inner(torch.flip(images, dims=[3]))
+
+    return extract_signatures(
+        Flipped(model) if flipped else model, paths, batch_size=32, num_workers=2, input_size=size
+    )
+
+
+def descriptor_ablation(args: argparse.Namespace) -> None:
+    import numpy as np
+    from quality_sets import demo_sets, dev_set
+
+    from training import whitening
+    from training.backbones import build_model
+    from training.metrics import bootstrap_difference, evaluate_retrieval
+
+    names = list(DESCRIPTOR_VARIANTS) if args.variants == "all" else list(QUICK)
+    with tempfile.TemporaryDirectory(prefix="workbench-ablation-") as scratch:
+        sets = [*demo_sets(Path(scratch) / "demo"), dev_set(Path(scratch) / "dev", args.sources)]
+        for quality_set in sets:
+            print(
+                f"{quality_set.name}: {len(quality_set.queries)} queries, {len(quality_set.paths)} images, "
+                f"{json.dumps(quality_set.notes)}"
+            )
+        results: dict[str, dict[str, Any]] = {}
+        cache: dict[tuple, Any] = {}
+        for name in names:
+            backbone, size, pooling, shrinkage, views = DESCRIPTOR_VARIANTS[name]
+            model, origin = build_model(backbone, "pretrained", None, pooling)
+            started = time.perf_counter()
+            results[name] = {}
+            for quality_set in sets:
+                # One extraction per image and view, shared by the variants and sets that use it; the
+                # views of a variant are summed and renormalised.
+                raw = 0
+                for scale, flipped in views:
+                    view_size = int(round(size * scale))
+                    known = cache.setdefault((backbone, pooling, view_size, flipped), {})
+                    missing = [path for path in quality_set.paths if path not in known]
+                    if missing:
+                        vectors = view_signatures(model, missing, view_size, flipped)
+                        known.update(zip(missing, vectors, strict=True))
+                    raw = raw + np.stack([known[path] for path in quality_set.paths])
+                raw = raw / np.linalg.norm(raw, axis=1, keepdims=True)
+                vectors = raw
+                if shrinkage is not None:
+                    vectors = whitening.fit(raw[: quality_set.collection_rows], shrinkage).apply(raw)
+                results[name][quality_set.name] = evaluate_retrieval(
+                    vectors, quality_set.queries, quality_set.partners, groups=quality_set.groups
+                )
+            print(
+                f"  {name}: {time.perf_counter() - started:.0f} s ({origin.kind})",
+                file=sys.stderr,
+                flush=True,
+            )
+        baseline = results[names[0]]
+        print(
+            f"\n{'variant':<32}" + "".join(f"{s.name + ' mAP [95 % CI]; Δ vs first row':>54}" for s in sets)
+        )
+        for name in names:
+            cells = []
+            for quality_set in sets:
+                metrics = results[name][quality_set.name]
+                low, high = metrics.intervals["map"]
+                cell = f"{metrics.map:.3f} [{low:.3f}, {high:.3f}]"
+                if name != names[0]:
+                    delta = bootstrap_difference(
+                        metrics.average_precisions,
+                        baseline[quality_set.name].average_precisions,
+                        metrics.query_groups,
+                    )
+                    cell += f"; {delta.value:+.3f} [{delta.low:+.3f}, {delta.high:+.3f}]"
+                cells.append(f"{cell:>54}")
+            print(f"{name:<32}" + "".join(cells))
+        print(f"\n{machine_line()}")
 
 
 # --- parent ------------------------------------------------------------------------------------------
@@ -204,12 +364,14 @@ def fmt(value: Any) -> str:
 
 def print_table(dataset: str, rows: list[tuple[str, str, dict]]) -> None:
     print(
-        f"{'dataset':<10} {'version':<8} {'split':<10} {'mAP':>6} {'R@1':>6} {'R@10':>6} {'P@1':>6} "
-        f"{'queries':>7}"
+        f"{'dataset':<10} {'version':<8} {'split':<10} {'mAP [95 % CI]':>22} {'R@1':>6} {'R@10':>6} "
+        f"{'P@1':>6} {'queries':>7}"
     )
     for version, split, m in rows:
+        low, high = (m.get("ci") or {}).get("map") or (None, None)
+        interval = f"{fmt(m.get('map'))} [{fmt(low)},{fmt(high)}]" if low is not None else fmt(m.get("map"))
         print(
-            f"{dataset:<10} {version:<8} {split:<10} {fmt(m.get('map'))} {fmt(m.get('recall@1'))} "
+            f"{dataset:<10} {version:<8} {split:<10} {interval:>22} {fmt(m.get('recall@1'))} "
             f"{fmt(m.get('recall@10'))} {fmt(m.get('precision_at_1'))} {m.get('n_queries', 0):>7}"
         )
 
@@ -218,11 +380,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--dataset", choices=("demo", "peopleart"), required=True)
+    parser.add_argument("--dataset", choices=("demo", "peopleart"))
+    parser.add_argument("--ablation", choices=("descriptors",), help="an ablation table (see above)")
+    parser.add_argument("--variants", choices=("all", "quick"), default="all", help="--ablation rows")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--size", type=int, default=128, help="input size for extraction and training")
     parser.add_argument("--negatives", type=int, default=3, help="negatives per pair")
     parser.add_argument("--lr", type=float, default=None, help="override TrainConfig.lr (default 1e-5)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=JSON", help="override a TrainConfig field"
+    )
+    parser.add_argument(
+        "--all-known", dest="hidden", action="store_false", help="peopleart: import every connection as known"
+    )
     parser.add_argument("--sources", type=int, default=250, help="peopleart: source paintings")
     parser.add_argument("--seed", type=int, default=0, help="peopleart: choice of paintings and derivatives")
     parser.add_argument("--data", type=Path, default=PEOPLEART)
@@ -231,6 +401,12 @@ def main() -> None:
     if args.child:
         child(args)
         return
+    if args.ablation:
+        sys.path.insert(0, str(ROOT))
+        descriptor_ablation(args)
+        return
+    if not args.dataset:
+        parser.error("give --dataset or --ablation")
 
     forwarded = [
         f"--dataset={args.dataset}",
@@ -241,6 +417,8 @@ def main() -> None:
         f"--seed={args.seed}",
         f"--data={args.data.resolve()}",
         *([f"--lr={args.lr}"] if args.lr is not None else []),
+        *(f"--set={setting}" for setting in args.set),
+        *([] if args.hidden else ["--all-known"]),
     ]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="workbench-quality-") as data_dir:
@@ -266,7 +444,8 @@ def main() -> None:
     for line in result["log"]:
         print(f"  log: {line}")
     metrics = {int(k): v for k, v in result["metrics"].items()}
-    rows = [(f"v{n}", split, metrics[n][split]) for split in ("val", "test") for n in sorted(metrics)]
+    splits = [split for split in ("val", "test", "synthetic") if split in metrics[min(metrics)]]
+    rows = [(f"v{n}", split, metrics[n][split]) for split in splits for n in sorted(metrics)]
     gt = result.get("ground_truth")
     if gt:
         rows += [
@@ -274,13 +453,20 @@ def main() -> None:
         ]
     print()
     print_table(args.dataset, rows)
-    if 0 in metrics and 1 in metrics:
-        pairs = [("test", metrics[0]["test"], metrics[1]["test"])]
-        if gt:
-            pairs += [(name, gt[f"v0/{name}"], gt[f"v1/{name}"]) for name in ("gt-test", "gt-hidden")]
-        for split, zero, one in pairs:
-            if zero.get("map") is not None and one.get("map") is not None:
-                print(f"round 1 − round 0, {split} mAP: {one['map'] - zero['map']:+.4f}")
+    gate = result.get("gate") or {}
+    for name, d in (gate.get("differences") or {}).items():
+        print(
+            f"gate, {name}: mAP {d['delta']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}], {d['queries']} queries"
+        )
+    if gate:
+        print(f"gate decision: {gate['decision']} ({gate['reason']})")
+    for name in ("gt-test", "gt-hidden"):
+        d = (gt or {}).get(f"delta/{name}")
+        if d:
+            print(
+                f"round 1 − round 0, {name} mAP: {d['delta']:+.4f} "
+                f"[{d['low']:+.4f}, {d['high']:+.4f}] (paired)"
+            )
     if gt:
         print(
             f"ground truth: {gt['gt_components']} components; "

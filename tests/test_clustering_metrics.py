@@ -19,6 +19,13 @@ def test_hand_computed_precision_and_recall():
     assert scores["recall"] == pytest.approx((3 / 4 + 1 + 0) / 3)
     assert scores["precision"] == pytest.approx((2 / 3 + 1 / 2) / 2)
     assert scores["components"] == 3 and scores["components_missed"] == 1 and scores["perfect"] == 0
+    # Intervals over the components: recall over all three, precision over the two that were found.
+    (recall_low, recall_high), (precision_low, precision_high) = (
+        scores["ci"]["recall"],
+        scores["ci"]["precision"],
+    )
+    assert recall_low < scores["recall"] < recall_high and 0 <= recall_low and recall_high <= 1
+    assert precision_low == pytest.approx(1 / 2) and precision_high == pytest.approx(2 / 3)
 
 
 def test_ties_go_to_the_smaller_cluster_and_perfect_components_count():

@@ -163,3 +163,32 @@ def test_make_loss_refuses_unknown_names_and_parameters() -> None:
 def test_make_loss_refuses_negative_margins(params: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="must not be negative"):
         make_loss("compound_hinge", **params)
+
+
+def test_info_nce_against_a_hand_computed_value() -> None:
+    """Four orthogonal images, each with an identical second view: the positive has similarity 1/τ, the
+    2N − 2 = 6 other embeddings 0, so every row's loss is −log(e^(1/τ) / (e^(1/τ) + 6))."""
+    from training.losses import info_nce
+
+    views = torch.eye(4, 8)
+    temperature = 0.5
+    expected = -math.log(math.exp(1 / temperature) / (math.exp(1 / temperature) + 6))
+    assert float(info_nce(views, views.clone(), temperature)) == pytest.approx(expected, rel=1e-5)
+    # Views that agree less cost more.
+    assert float(info_nce(views, torch.roll(views, 1, dims=0), temperature)) > expected
+    with pytest.raises(ValueError, match="temperature"):
+        info_nce(views, views, 0.0)
+
+
+def test_koleo_is_minus_the_log_of_the_nearest_distance() -> None:
+    from training.losses import koleo
+
+    # Unit vectors at 0°, 90°, 180°: every point's nearest other point is at distance √2.
+    points = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    assert float(koleo(points)) == pytest.approx(-math.log(math.sqrt(2)), rel=1e-5)
+    crowded = torch.tensor([[1.0, 0.0], [0.99, 0.14], [-1.0, 0.0]])
+    assert float(koleo(crowded)) > float(
+        koleo(points)
+    )  # two points close together: higher, to be pushed apart
+    with pytest.raises(ValueError, match="N ≥ 2"):
+        koleo(points[:1])

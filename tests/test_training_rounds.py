@@ -22,8 +22,10 @@ from training.backbones import file_sha256
 from training.models import ModelVersion, resolve_version
 from training.rounds import (
     build_gallery,
+    embed_files,
     extract_for_version,
     gate_against,
+    load_version_model,
     synthetic_validation,
     train_round,
     validate,
@@ -75,6 +77,17 @@ def test_first_extraction_creates_round_zero(demo_collection, monkeypatch, tmp_p
         assert low <= version.metrics[name]["map"] <= high
     assert version.metrics["synthetic"]["n_queries"] >= 10 and version.gate["decision"] == "promoted"
     assert (settings.DATA_DIR / version.checkpoint).is_file()
+    # The whitening learned on the collection is part of the version: a query embedded later by the loaded
+    # model (search, incremental extraction) lands where the stored signatures are.
+    model = load_version_model(version)
+    assert model.whitening is not None and model.whitening.images == Artwork.objects.count()
+    some = list(Artwork.objects.order_by("pk")[:6])
+    again = embed_files(
+        model, version, [str(settings.DATA_DIR / a.image_relpath) for a in some], num_workers=0
+    )
+    rows = stored.row_of()
+    cosines = (again * stored.vectors[[rows[a.pk] for a in some]]).sum(axis=1)
+    assert cosines.min() > 0.99, cosines
 
 
 @pytest.mark.django_db(transaction=True)
@@ -159,6 +172,19 @@ def test_gallery_keeps_held_out_images_out_of_training(demo_collection):
     assert set(splits[gallery.data.pool]) <= {"train", ""}
     assert all(splits[a] == splits[b] == "train" for a, b in gallery.data.train_pairs)
     assert len(gallery.data.val_queries) and len(gallery.data.test_queries)
+    # Self-supervised positives: from the pool, never from the synthetic validation's sources.
+    sources = synthetic_validation(gallery).queries
+    assert set(gallery.data.unlabelled) < set(gallery.data.pool)
+    assert not {query.source for query in sources} & set(gallery.data.unlabelled.tolist())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_round_with_self_supervised_positives(demo_collection):
+    lines: list[str] = []
+    result = train_round(epochs=1, ssl_weight=1.0, ssl_batch=4, log=lines.append, **TINY)
+    assert any("self-supervised positives from" in line for line in lines), lines
+    version = ModelVersion.objects.get(number=result["version"])
+    assert version.config["ssl_weight"] == 1.0 and version.config["history"][0]["loss"] > 0
 
 
 @pytest.mark.worker

@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .whitening import Whitening
+
 WeightsKind = Literal["file", "torchvision-cache", "package", "random"]
 Pooling = Literal["avg", "gem", "max"]
 
@@ -163,13 +165,17 @@ class SignatureModel(nn.Module):
         self.pooling = pooling
         self.backbone = backbone
         self.dim = signature_dim(backbone) if backbone in _SPECS else None
+        # Learned on the collection after training (`training.whitening`), saved beside the weights in a
+        # version's checkpoint; not a parameter or buffer, so training and weight files never see it.
+        self.whitening: Whitening | None = None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         pooled = self.pool(self.trunk(images))
         # Each row is normalised by its own norm. The thesis code divided the whole batch by the norm of the
         # batch (methods.md §1), which makes a signature depend on which images share its batch and leaves
         # the rows with different norms, so cosine and L2 rankings disagree. Do not.
-        return F.normalize(pooled.float(), p=2.0, dim=1)
+        signatures = F.normalize(pooled.float(), p=2.0, dim=1)
+        return signatures if self.whitening is None else self.whitening.apply_torch(signatures)
 
 
 def _create_trunk(backbone: str) -> nn.Module:

@@ -117,6 +117,38 @@ def triplet_loss(
     return _reduce(losses, reduction)
 
 
+def info_nce(first: torch.Tensor, second: torch.Tensor, temperature: float = 0.05) -> torch.Tensor:
+    """Contrastive term of SSCD (Pizzi et al., "A Self-Supervised Descriptor for Image Copy Detection", CVPR
+    2022): row i of `first` and row i of `second` are two augmentations of one image; every other row of
+    either batch is a negative. Cross-entropy over the 2N − 1 cosine similarities / temperature, averaged
+    over the 2N embeddings (NT-Xent). In float32, like the distances above.
+    """
+    _check_pair(first, second)
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    embeddings = F.normalize(torch.cat([first, second]).float(), dim=1)
+    count = first.shape[0]
+    similarities = embeddings @ embeddings.T / temperature
+    similarities = similarities.masked_fill(
+        torch.eye(2 * count, dtype=torch.bool, device=embeddings.device), float("-inf")
+    )
+    targets = torch.cat([torch.arange(count, 2 * count), torch.arange(count)]).to(embeddings.device)
+    return F.cross_entropy(similarities, targets)
+
+
+def koleo(embeddings: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Kozachenko–Leonenko differential-entropy regulariser of SSCD (Sablayrolles et al., "Spreading vectors
+    for similarity search", ICLR 2019): −mean log of each embedding's distance to its nearest other one.
+    Minimising it spreads the descriptors over the sphere, so that the distances between unrelated images
+    stay informative instead of collapsing (what separates copies from look-alikes in a large gallery)."""
+    if embeddings.dim() != 2 or embeddings.shape[0] < 2:
+        raise ValueError(f"need an (N, D) batch with N ≥ 2, got shape {tuple(embeddings.shape)}")
+    normalised = F.normalize(embeddings.float(), dim=1)
+    distances = torch.cdist(normalised, normalised)
+    distances = distances + torch.eye(len(normalised), device=normalised.device) * 1e6  # not itself
+    return -torch.log(distances.min(dim=1).values + eps).mean()
+
+
 LOSSES: dict[str, LossFunction] = {
     "compound_hinge": compound_hinge_loss,
     "triplet": triplet_loss,

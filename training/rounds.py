@@ -24,7 +24,7 @@ from jobs.models import ACTIVE_STATES, Job
 from jobs.progress import ProgressCallback, no_progress
 from workbench import paths
 
-from . import gate, signature_store, signatures, synthetic
+from . import gate, signature_store, signatures, synthetic, whitening
 from .backbones import build_model
 from .metrics import RetrievalMetrics, bootstrap_difference
 from .models import ModelVersion, VersionReservation, active_version
@@ -132,11 +132,26 @@ def build_gallery(collections: Sequence[str] | None = None) -> Gallery:
         negatives.setdefault(a, []).append(b)
         negatives.setdefault(b, []).append(a)
     has_partner = component_of >= 0
+    pool = np.flatnonzero((split == "train") | (split == ""))
+    # Self-supervised positives may come from the whole pool except the synthetic validation's sources,
+    # which must stay unseen for that validation to mean anything. (They may still be mined as negatives:
+    # being pushed away from an unrelated anchor teaches nothing about finding one's own derivatives.)
+    # The validation is chosen on the whole collection (`synthetic_validation(build_gallery())`).
+    if collections:
+        everything = build_gallery()
+        held_out_ids = {
+            everything.artworks[r].pk
+            for r in synthetic_sources(everything.artworks, everything.data.component_of)
+        }
+        held_out = {r for r, artwork in enumerate(artworks) if artwork.pk in held_out_ids}
+    else:
+        held_out = set(synthetic_sources(artworks, component_of))
     data = TrainingData(
         paths=[str(paths.absolute(artwork.image_relpath)) for artwork in artworks],
         component_of=component_of,
         train_pairs=[(a, b) for a, b in links if split[a] == "train" and split[b] == "train"],
-        pool=np.flatnonzero((split == "train") | (split == "")),
+        pool=pool,
+        unlabelled=np.array([row for row in pool.tolist() if row not in held_out], dtype=np.int64),
         excluded_partners=excluded,
         historian_negatives=negatives,
         val_queries=np.flatnonzero((split == "val") & has_partner),
@@ -162,7 +177,29 @@ def load_version_model(version: ModelVersion) -> torch.nn.Module:
     model, _ = build_model(version.backbone, "none", None, version.config.get("pooling", "avg"))
     state = torch.load(paths.absolute(version.checkpoint), map_location="cpu", weights_only=False)
     model.load_state_dict(state["model"])
+    if state.get("whitening"):
+        model.whitening = whitening.Whitening.from_state(state["whitening"])
     return model.eval()
+
+
+def learn_whitening(model: torch.nn.Module, config: TrainConfig, raw: np.ndarray) -> np.ndarray:
+    """Fit the whitening on the collection's raw signatures, attach it to `model` (so that every later
+    signature of this version, a search query included, is whitened the same way) and return the whitened
+    signatures; the raw ones when it is off or the collection too small."""
+    if config.whitening_shrinkage is None:
+        return raw
+    learned = whitening.fit(raw, config.whitening_shrinkage)
+    if learned is None:
+        return raw
+    model.whitening = learned
+    return learned.apply(raw)
+
+
+def save_version_model(model: torch.nn.Module, config: TrainConfig, number: int) -> None:
+    state = {"model": model.state_dict(), "config": asdict(config)}
+    if getattr(model, "whitening", None) is not None:
+        state["whitening"] = model.whitening.state()
+    atomic_torch_save(state, paths.model_file(number))
 
 
 def embed_files(
@@ -189,24 +226,31 @@ def json_safe(metrics: dict) -> dict:
     }
 
 
+def synthetic_sources(artworks: Sequence[Artwork], component_of: np.ndarray) -> list[int]:
+    """Rows of the synthetic validation's sources: chosen among the artworks with no known connection and
+    no split (`training.synthetic.choose_sources`); none when there are too few of them."""
+    candidates = [
+        (row, artwork.image_sha256)
+        for row, artwork in enumerate(artworks)
+        if component_of[row] < 0 and not artwork.split
+    ]
+    if len(candidates) < MIN_SYNTHETIC_SOURCES:
+        return []
+    return synthetic.choose_sources(candidates)
+
+
 def synthetic_validation(
     gallery: Gallery, progress: ProgressCallback = no_progress
 ) -> synthetic.SyntheticSet | None:
-    """Derivatives of the gallery's unlinked, unsplit artworks (`training.synthetic`), or None when it has too
-    few of them. Rows refer to `gallery`."""
-    data = gallery.data
-    candidates = [
-        (row, artwork.image_sha256)
-        for row, artwork in enumerate(gallery.artworks)
-        if data.component_of[row] < 0 and not artwork.split
-    ]
-    if len(candidates) < MIN_SYNTHETIC_SOURCES:
+    """Derivatives of the gallery's synthetic sources (`synthetic_sources`), or None when it has too few
+    candidates. Rows refer to `gallery`."""
+    sources = synthetic_sources(gallery.artworks, gallery.data.component_of)
+    if not sources:
         return None
-    sources = synthetic.choose_sources(candidates)
     chosen = set(sources)
     return synthetic.build(
         paths.synthetic_folder(),
-        data.paths,
+        gallery.data.paths,
         [artwork.image_sha256 for artwork in gallery.artworks],
         sources,
         [row for row in range(len(gallery.artworks)) if row not in chosen],
@@ -323,10 +367,9 @@ def create_reserved_round_zero(
     model, origin = build_model(config.backbone, config.weights, config.weights_file, config.pooling)
     log(f"round 0: {config.backbone}, weights: {origin.description}")
     progress(0.05, "round 0: computing signatures")
-    vectors = signatures_for(
-        model, gallery.data.paths, config, progress=lambda f, m: progress(0.05 + 0.9 * f, m)
-    )
-    atomic_torch_save({"model": model.state_dict(), "config": asdict(config)}, paths.model_file(0))
+    raw = signatures_for(model, gallery.data.paths, config, progress=lambda f, m: progress(0.05 + 0.9 * f, m))
+    vectors = learn_whitening(model, config, raw)
+    save_version_model(model, config, 0)
     synthetic_set = synthetic_validation(gallery)
     version = ModelVersion(
         number=0,
@@ -431,14 +474,13 @@ def train_reserved_round(
     result = fit(
         config, gallery.data, checkpoint_dir, progress=lambda f, m: progress(0.1 + 0.8 * f, m), log=log
     )
-    atomic_torch_save(
-        {"model": result.model.state_dict(), "config": asdict(config)}, paths.model_file(number)
-    )
     progress(0.9, "computing signatures of every artwork")
     full = build_gallery()
-    vectors = signatures_for(
+    raw = signatures_for(
         result.model, full.data.paths, config, progress=lambda f, m: progress(0.9 + 0.06 * f, m)
     )
+    vectors = learn_whitening(result.model, config, raw)
+    save_version_model(result.model, config, number)
     version = ModelVersion(
         number=number,
         backbone=config.backbone,

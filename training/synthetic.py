@@ -174,11 +174,7 @@ def build(
             host = rng.choice(hosts) if kind == "motif" and hosts else None
             if kind == "motif" and host is None:
                 kind = "colour"
-            name = (
-                f"{keys[row]}-{kind}-{seed}"
-                + (f"-{keys[host][:16]}" if host is not None else "")
-                + ".jpg"
-            )
+            name = f"{keys[row]}-{kind}-{seed}" + (f"-{keys[host][:16]}" if host is not None else "") + ".jpg"
             target = folder / name
             if not target.exists():
                 if source_image is None:

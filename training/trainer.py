@@ -19,7 +19,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -34,9 +34,10 @@ from jobs.progress import ProgressCallback, no_progress
 
 from .backbones import build_model, input_normalisation
 from .extraction import cpu_supports_bf16, extract_signatures, load_rgb, pick_device
-from .losses import make_loss
+from .losses import info_nce, koleo, make_loss
 from .metrics import BOOTSTRAP_SAMPLES, RetrievalMetrics, evaluate_retrieval
 from .mining import mine_triplets
+from .whitening import DEFAULT_SHRINKAGE
 
 
 @dataclass
@@ -58,6 +59,15 @@ class TrainConfig:
     color_jitter: float = 0.3
     flip_p: float = 0.3
     rotation_degrees: float = 5.0
+    # Self-supervised positives (SSCD, Pizzi et al. CVPR 2022): each step also embeds two strong
+    # augmentations of `ssl_batch` images of the unlabelled pool and adds ssl_weight × (InfoNCE at
+    # ssl_temperature + koleo_weight × KoLeo). 0 turns it off. SSCD's values: temperature 0.05, λ 30.
+    ssl_weight: float = 0.0
+    ssl_batch: int = 16
+    ssl_temperature: float = 0.05
+    koleo_weight: float = 30.0
+    # Whitening learned on the collection's signatures after training (`training.whitening`); None: off.
+    whitening_shrinkage: float | None = DEFAULT_SHRINKAGE
     extraction_batch_size: int = 32
     num_workers: int = 2
     device: str = "auto"
@@ -78,6 +88,9 @@ class TrainingData:
     pool: np.ndarray  # rows that may serve as negatives (train split and unlinked artworks)
     excluded_partners: dict[int, set[int]] = field(default_factory=dict)  # SIMILAR partners
     historian_negatives: dict[int, list[int]] = field(default_factory=dict)  # NEGATIVE partners
+    # rows whose augmentations are self-supervised positives: unlabelled and train artworks, never val/test
+    # nor the sources of the synthetic validation
+    unlabelled: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     val_queries: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     test_queries: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
@@ -109,6 +122,43 @@ def train_transform(config: TrainConfig) -> transforms.Compose:
             transforms.Normalize(mean, std),
         ]
     )
+
+
+def ssl_transform(config: TrainConfig) -> transforms.Compose:
+    """SSCD-style strong augmentations (crops down to a fifth of the picture, mirror, colour, greyscale,
+    blur, perspective): the kinds of change between a painting and its copies and photographs."""
+    mean, std = input_normalisation(config.backbone)
+    return transforms.Compose(
+        [
+            transforms.RandomResizedCrop(config.input_size, scale=(0.2, 1.0)),
+            transforms.RandomHorizontalFlip(p=0.5),
+            transforms.RandomApply([transforms.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+            transforms.RandomGrayscale(p=0.2),
+            transforms.RandomApply([transforms.GaussianBlur(9, sigma=(0.1, 2.0))], p=0.3),
+            transforms.RandomPerspective(distortion_scale=0.3, p=0.3),
+            transforms.ToTensor(),
+            transforms.Normalize(mean, std),
+        ]
+    )
+
+
+class AugmentedPairs(Dataset):
+    """Two independent augmentations of one image: a self-supervised positive pair."""
+
+    def __init__(self, paths: Sequence[str], rows: Sequence[int], transform) -> None:
+        self.paths, self.rows, self.transform = paths, list(rows), transform
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int):
+        image = load_rgb(self.paths[self.rows[index]])
+        return self.transform(image), self.transform(image)
+
+
+def endless(loader: DataLoader) -> Iterator:
+    while True:
+        yield from loader
 
 
 class TripletDataset(Dataset):
@@ -154,20 +204,33 @@ def train_one_epoch(
     device: torch.device,
     config: TrainConfig,
     progress: Callable[[int, int, float], None] = lambda step, steps, loss: None,
+    augmented: Iterator | None = None,
 ) -> float:
+    """One pass over the triplets. With `augmented` (batches of self-supervised pairs), each step embeds
+    them in the same forward pass (BatchNorm is frozen, so sharing the batch changes no statistics) and adds
+    the SSCD term to the triplet loss."""
     model.train()
     if config.freeze_batchnorm:
         freeze_batchnorm(model)
     total, count = 0.0, 0
     steps = len(loader)
     for step, (a, b, c) in enumerate(loader, start=1):
-        batch = (
-            torch.cat([a, b, c]).to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        )
+        parts = [a, b, c]
+        if augmented is not None:
+            parts += list(next(augmented))
+        batch = torch.cat(parts).to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         with autocast_for(device):
-            signatures = model(batch)
-        sa, sb, sc = signatures.float().chunk(3)
+            signatures = model(batch).float()
+        n = len(a)
+        sa, sb, sc = signatures[:n], signatures[n : 2 * n], signatures[2 * n : 3 * n]
         loss = loss_fn(sa, sb, sc)
+        if augmented is not None:
+            first, second = signatures[3 * n :].chunk(2)
+            # KoLeo on each view set apart: with both, an image's nearest neighbour is its own positive.
+            spread = (koleo(first) + koleo(second)) / 2
+            loss = loss + config.ssl_weight * (
+                info_nce(first, second, config.ssl_temperature) + config.koleo_weight * spread
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -263,6 +326,19 @@ def fit(
         done = (epoch - 1 - resumed_from + within) / epochs_left
         progress(min(done, 1.0), f"epoch {epoch}/{config.epochs}: {message}")
 
+    augmented = None
+    if config.ssl_weight > 0 and len(data.unlabelled) >= max(2, config.ssl_batch):
+        augmented = endless(
+            DataLoader(
+                AugmentedPairs(data.paths, data.unlabelled.tolist(), ssl_transform(config)),
+                batch_size=config.ssl_batch,
+                shuffle=True,
+                num_workers=0,
+                drop_last=True,  # InfoNCE needs negatives: never a batch of one
+                generator=torch.Generator().manual_seed(config.seed + 10_000 + start_epoch),
+            )
+        )
+        log(f"self-supervised positives from {len(data.unlabelled)} images, {config.ssl_batch} per step")
     triplets: list[tuple[int, int, int]] = []
     need_mining = True
     for epoch in range(start_epoch, config.epochs + 1):
@@ -308,6 +384,7 @@ def fit(
             progress=lambda step, steps, loss, epoch=epoch: report(
                 epoch, 0.1 + 0.75 * step / steps, f"step {step}/{steps}, loss {loss:.4f}"
             ),
+            augmented=augmented,
         )
         report(epoch, 0.85, "evaluating on val")
         vectors = signatures_for(
