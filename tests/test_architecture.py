@@ -58,6 +58,7 @@ PLAIN_MODULES = [
     "training.signature_store",
     "training.synthetic",
     "training.trainer",
+    "training.verification",
     "training.whitening",
     "clustering.algorithms",
     "clustering.layouts",

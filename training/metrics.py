@@ -29,7 +29,7 @@ two separate intervals.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -210,6 +210,7 @@ def evaluate_retrieval(
     groups: Mapping[int, int] | None = None,
     bootstrap: int = BOOTSTRAP_SAMPLES,
     seed: int = 0,
+    rescore: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> RetrievalMetrics:
     """Rank the whole gallery for every query and average the retrieval metrics.
 
@@ -223,6 +224,8 @@ def evaluate_retrieval(
         groups: query row → group id (its connected component) for the bootstrap; a query absent from it is
             a group of its own. Every metric gets a 95 % interval from `bootstrap` resamples of the groups
             (0: no intervals).
+        rescore: (query rows, their similarity rows with the query at −inf) → the scores to rank by, for
+            evaluating a re-ranking (spatial verification, query expansion) with the same metrics.
 
     Returns:
         RetrievalMetrics: mAP (mean over queries of the average precision over all partners), recall@k,
@@ -264,6 +267,8 @@ def evaluate_retrieval(
         similarities = matrix[block] @ matrix.T  # (chunk, N) float32
         # The query is not part of its own gallery.
         similarities[np.arange(block.size), block] = -np.inf
+        if rescore is not None:
+            similarities = rescore(block, similarities)
         for row, partner_rows in enumerate(partner_arrays[start : start + chunk]):
             ranks = _partner_ranks(similarities[row], partner_rows)
             # AP = mean over partners of the precision at each partner's rank: the i-th partner at rank r_i.

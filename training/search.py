@@ -3,17 +3,28 @@
 The signatures of a version are read once per process and kept while their file is unchanged (a new
 extraction rewrites it, which changes its modification time). Vectors are L2-normalised, so the cosine
 similarity is a dot product; the top k come from `argpartition`, O(n) per query.
+
+The global top `settings.SEARCH_VERIFY_TOP` are then re-ranked by spatial verification
+(`training.verification`): a hit whose local features match the query's under one geometric map gets a
+bonus for its inliers and moves up, and carries the inlier count that the page shows (and the pair view
+draws); the query is then expanded with the verified hits' signatures and the gallery ranked again.
+Local features are computed once per image and kept by content hash.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from django.conf import settings
 
-from . import signature_store
+from annotations.models import Artwork
+from workbench import paths
+
+from . import signature_store, verification
 from . import signatures as signature_files
 from .models import ModelVersion
 
@@ -24,7 +35,31 @@ _lock = threading.Lock()
 @dataclass
 class Hit:
     artwork_id: int
-    score: float  # cosine similarity
+    score: float  # what the hits are ordered by: the cosine similarity, plus the verification bonus
+    similarity: float | None = None  # the cosine similarity (set when the hit was verified)
+    inliers: int | None = None  # spatially verified matches with the query (None: not verified)
+    mirrored: bool = False  # matched as a mirror image
+
+    @property
+    def verified(self) -> bool:
+        return self.inliers is not None and self.inliers >= verification.MIN_INLIERS
+
+
+def local_features(image_path: Path, image_sha256: str) -> verification.Features:
+    """The image's local features, from the cache or computed and cached (written atomically)."""
+    target = paths.local_features_file(image_sha256)
+    if target.exists():
+        try:
+            return verification.Features.load(target)
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged cache file is recomputed
+    features = verification.extract(image_path)
+    features.save(target)
+    return features
+
+
+def artwork_features(artwork: Artwork) -> verification.Features:
+    return local_features(paths.absolute(artwork.image_relpath), artwork.image_sha256)
 
 
 def signatures(version: ModelVersion) -> tuple[signature_store.SignatureSet, dict[int, int]] | None:
@@ -43,32 +78,95 @@ def signatures(version: ModelVersion) -> tuple[signature_store.SignatureSet, dic
     return cached[1], cached[2]
 
 
+def top_rows(scores: np.ndarray, k: int, excluded_rows: set[int]) -> list[int]:
+    wanted = min(len(scores), k + len(excluded_rows))
+    top = np.argpartition(-scores, wanted - 1)[:wanted] if wanted < len(scores) else np.arange(len(scores))
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return [int(row) for row in top if int(row) not in excluded_rows][:k]
+
+
 def nearest_to_vector(
-    version: ModelVersion, vector: np.ndarray, k: int, exclude: set[int] = frozenset()
+    version: ModelVersion,
+    vector: np.ndarray,
+    k: int,
+    exclude: set[int] = frozenset(),
+    query_features: Callable[[], verification.Features] | None = None,
 ) -> list[Hit]:
+    """The k artworks nearest to `vector` (cosine), `exclude`d artwork ids left out.
+
+    With `query_features` (a function, called only when needed) and SEARCH_VERIFY_TOP > 0, the global top
+    SEARCH_VERIFY_TOP are spatially verified against the query; when some pass, the query is expanded with
+    their signatures (average query expansion, Chum et al., ICCV 2007) and the gallery ranked again, the
+    verified hits keeping a bonus for their inliers. Measured on the demo's hidden connections and a
+    People-Art development set (bench/signature_quality.py --ablation reranking): verification alone
+    +0.078 and +0.066 mAP, with query expansion +0.138 and +0.082.
+    """
     loaded = signatures(version)
     if loaded is None:
         return []
-    stored, _ = loaded
-    scores = stored.vectors @ (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
-    wanted = min(len(scores), k + len(exclude))
-    top = np.argpartition(-scores, wanted - 1)[:wanted] if wanted < len(scores) else np.arange(len(scores))
-    top = top[np.argsort(-scores[top], kind="stable")]
-    hits = [
-        Hit(int(stored.ids[row]), float(scores[row])) for row in top if int(stored.ids[row]) not in exclude
-    ]
-    return hits[:k]
+    stored, rows = loaded
+    query = (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
+    similarities = stored.vectors @ query
+    excluded_rows = {rows[artwork_id] for artwork_id in exclude if artwork_id in rows}
+    verify_top = settings.SEARCH_VERIFY_TOP if query_features is not None else 0
+    head = top_rows(similarities, max(k, verify_top), excluded_rows)
+    if verify_top <= 0:
+        return [Hit(int(stored.ids[row]), float(similarities[row])) for row in head[:k]]
+    matches = verify_rows(query_features(), stored.ids, head[:verify_top])
+    passed = [row for row, found in matches.items() if found.inliers >= verification.MIN_INLIERS]
+    scores = similarities
+    if passed:
+        expanded = query + stored.vectors[passed].sum(axis=0)
+        scores = stored.vectors @ (expanded / np.linalg.norm(expanded)).astype(np.float32)
+    final = scores.copy()
+    for row, found in matches.items():
+        final[row] = verification.verified_score(float(scores[row]), found.inliers)
+    hits = []
+    for row in top_rows(final, k, excluded_rows):
+        found = matches.get(row)
+        hits.append(
+            Hit(
+                int(stored.ids[row]),
+                float(final[row]),
+                float(similarities[row]),
+                None if found is None else found.inliers,
+                False if found is None else found.mirrored,
+            )
+        )
+    return hits
 
 
-def nearest_to_artwork(version: ModelVersion, artwork_id: int, k: int = 12) -> list[Hit] | None:
-    """None when the artwork has no signature under `version`."""
+def verify_rows(
+    query: verification.Features, ids: list[int], rows: list[int]
+) -> dict[int, verification.Match]:
+    """Spatial verification of the query against the artworks at `rows` of a signature set."""
+    artworks = Artwork.objects.in_bulk([ids[row] for row in rows])
+    matches = {}
+    for row in rows:
+        artwork = artworks.get(ids[row])
+        if artwork is not None:
+            matches[row] = verification.match(query, artwork_features(artwork))
+    return matches
+
+
+def nearest_to_artwork(
+    version: ModelVersion, artwork_id: int, k: int = 12, verify: bool = True
+) -> list[Hit] | None:
+    """None when the artwork has no signature under `version`; else its k nearest, re-ranked by
+    verification unless `verify` is false."""
     loaded = signatures(version)
     if loaded is None:
         return None
     stored, rows = loaded
     if artwork_id not in rows:
         return None
-    return nearest_to_vector(version, stored.vectors[rows[artwork_id]], k, exclude={artwork_id})
+    features = (lambda: artwork_features(Artwork.objects.get(pk=artwork_id))) if verify else None
+    return nearest_to_vector(version, stored.vectors[rows[artwork_id]], k, {artwork_id}, features)
+
+
+def nearest_to_image(version: ModelVersion, vector: np.ndarray, image_path: Path, k: int) -> list[Hit]:
+    """An uploaded image's nearest artworks, re-ranked like an artwork's (its features are not cached)."""
+    return nearest_to_vector(version, vector, k, query_features=lambda: verification.extract(image_path))
 
 
 _models: dict[int, object] = {}

@@ -9,4 +9,6 @@ urlpatterns = [
     path("versions/<int:number>/promote", views.promote, name="promote"),
     path("search/", views.search, name="search"),
     path("artworks/<int:artwork_id>/neighbours", views.artwork_neighbours, name="neighbours"),
+    path("pair/<int:first_id>/<int:second_id>/", views.pair, name="pair"),
+    path("pair/<int:first_id>/<int:second_id>/matches.png", views.pair_matches_image, name="pair_matches"),
 ]

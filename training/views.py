@@ -21,10 +21,12 @@ from jobs import pipeline
 from jobs.models import Job
 from jobs.runner import enqueue
 from workbench import params as parse
+from workbench import paths
 from workbench.roles import curator_required
 
 from .models import ModelVersion, resolve_version
-from .search import nearest_to_artwork, nearest_to_vector, signature_of_image
+from .search import artwork_features, nearest_to_artwork, nearest_to_image, signature_of_image, signatures
+from .verification import MIN_INLIERS, match, render_matches
 
 TOP_K = 24
 # An uploaded query is decoded once, at most this many pixels a side: models embed at a few hundred.
@@ -33,6 +35,7 @@ QUERY_SIDE = 1024
 # (MAX_IMAGE_BYTES, 200 MiB by default) is for files a worker reads one at a time.
 MAX_SEARCH_UPLOAD_BYTES = 50 * 1024 * 1024
 MAX_EPOCHS = 200
+PAIR_HEIGHT = 480
 
 
 @login_required
@@ -96,7 +99,7 @@ def with_artworks(hits, source_id: int | None = None) -> list[dict]:
             other = conn.artwork_b_id if conn.artwork_a_id == source_id else conn.artwork_a_id
             links[other] = conn.type
     return [
-        {"artwork": artworks[h.artwork_id], "score": h.score, "link": links.get(h.artwork_id)}
+        {"artwork": artworks[h.artwork_id], "score": h.score, "hit": h, "link": links.get(h.artwork_id)}
         for h in hits
         if h.artwork_id in artworks
     ]
@@ -167,7 +170,7 @@ def search(request: HttpRequest) -> HttpResponse:
                     picture.save(path, "PNG", compress_level=1)
                     for version in [v for v in (first, second) if v is not None]:
                         vector = signature_of_image(version, path)
-                        hits = nearest_to_vector(version, vector, TOP_K)
+                        hits = nearest_to_image(version, vector, path, TOP_K)
                         context["columns"].append(
                             {"version": version, "results": with_artworks(hits), "missing": False}
                         )
@@ -181,3 +184,50 @@ def upload_problem(upload) -> str | None:
     if upload.size > limit:
         return f"{upload.name} is {upload.size:,} bytes, over the limit of {limit:,} bytes for a search."
     return None
+
+
+@login_required
+@require_GET
+def pair(request: HttpRequest, first_id: int, second_id: int) -> HttpResponse:
+    """Two artworks side by side with the local features that match under one geometric map: *why* the
+    workbench thinks they are connected (or that it found no such evidence)."""
+    first = get_object_or_404(Artwork, pk=first_id)
+    second = get_object_or_404(Artwork, pk=second_id)
+    found = match(artwork_features(first), artwork_features(second))
+    similarity = None
+    version = pick_version(request.GET.get("model"))
+    loaded = signatures(version) if version else None
+    if loaded is not None:
+        stored, rows = loaded
+        if first.pk in rows and second.pk in rows:
+            similarity = float(stored.vectors[rows[first.pk]] @ stored.vectors[rows[second.pk]])
+    links = Connection.objects.filter(
+        Q(artwork_a=first, artwork_b=second) | Q(artwork_a=second, artwork_b=first)
+    ).values_list("type", flat=True)
+    context = {
+        "first": first,
+        "second": second,
+        "match": found,
+        "verified": found.inliers >= MIN_INLIERS,
+        "min_inliers": MIN_INLIERS,
+        "version": version,
+        "similarity": similarity,
+        "links": list(links),
+        "types": list(CONNECTION_TYPES),
+    }
+    return render(request, "training/pair.html", context)
+
+
+@login_required
+@require_GET
+def pair_matches_image(request: HttpRequest, first_id: int, second_id: int) -> HttpResponse:
+    """The pair view's picture: both images side by side, a line per matched keypoint."""
+    first = get_object_or_404(Artwork, pk=first_id)
+    second = get_object_or_404(Artwork, pk=second_id)
+    found = match(artwork_features(first), artwork_features(second))
+    png = render_matches(
+        paths.absolute(first.image_relpath), paths.absolute(second.image_relpath), found, height=PAIR_HEIGHT
+    )
+    response = HttpResponse(png, content_type="image/png")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response

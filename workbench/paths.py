@@ -100,6 +100,11 @@ def synthetic_signatures_folder(number: int) -> Path:
     return signatures_folder(number) / "synthetic"
 
 
+def local_features_file(image_sha256: str) -> Path:
+    """SIFT keypoints of an image for spatial verification (`training.verification`), by content."""
+    return root() / "local-features" / image_sha256[:2] / f"{image_sha256}.npz"
+
+
 def synthetic_folder() -> Path:
     """Generated validation images (`training.synthetic`): derived, cached, never artworks."""
     return root() / "synthetic"

@@ -184,6 +184,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Images above this many pixels are refused at import (decompression bombs, scanner TIFFs).
 MAX_IMAGE_PIXELS = env_int("WORKBENCH_MAX_IMAGE_PIXELS", 80_000_000)
 MAX_IMAGE_BYTES = env_int("WORKBENCH_MAX_IMAGE_BYTES", 200 * 1024 * 1024)
+# Search and the artwork page's neighbours re-rank this many of the global top hits by spatial
+# verification (training/verification.py; bench/signature_quality.py --ablation reranking); 0 turns it off.
+SEARCH_VERIFY_TOP = env_int("WORKBENCH_SEARCH_VERIFY_TOP", 20)
 THUMBNAIL_SIZES = {
     "grid": env_int("WORKBENCH_THUMB_GRID", 256),
     "viewer": env_int("WORKBENCH_THUMB_VIEWER", 1600),
