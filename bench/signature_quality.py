@@ -400,20 +400,15 @@ class Reranker:
         from training import verification
 
         def rescore(block, similarities):
+            # The product's re-ranking (training.search.nearest_to_vector), query by query.
             scores = similarities.copy()
             for index, query in enumerate(block.tolist()):
                 top = np.argsort(-similarities[index], kind="stable")[: self.top_k].tolist()
-                counts = self.counts(query, top)
-                passed = [c for c, n in zip(top, counts, strict=True) if n >= verification.MIN_INLIERS]
-                if expand and passed:
-                    # Query expansion: the query plus its verified neighbours, searched again.
-                    expanded = self.vectors[query] + self.vectors[passed].sum(axis=0)
-                    scores[index] = self.vectors @ (expanded / np.linalg.norm(expanded))
-                    scores[index, query] = -np.inf
-                for candidate, count in zip(top, counts, strict=True):
-                    scores[index, candidate] = verification.verified_score(
-                        float(scores[index, candidate]), count
-                    )
+                counts = dict(zip(top, self.counts(query, top), strict=True))
+                scores[index] = verification.reranked_scores(
+                    self.vectors[query], self.vectors, similarities[index], counts, expand=expand
+                )
+                scores[index, query] = -np.inf
             return scores
 
         return rescore

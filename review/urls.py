@@ -7,6 +7,7 @@ urlpatterns = [
     path("review/", views.queue, name="queue"),
     path("review/<int:proposal_id>/", views.review, name="review"),
     path("review/<int:proposal_id>/decide", views.decide_view, name="decide"),
+    path("review/<int:proposal_id>/verification.json", views.proposal_verification, name="verification"),
     path("review/undo", views.undo_view, name="undo"),
     path("review/decisions.json", views.decisions_json, name="decisions_json"),
 ]

@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count, Prefetch
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from annotations.models import ConnectionDecision, DecisionSource
 from clustering.models import ClusteringRun, Proposal, ProposalMember, ProposalStatus
 from clustering.proposals import KINDS
+from training.search import MAX_VERIFIED_MEMBERS, verify_group
 from workbench.downloads import json_download
 
 from .decisions import ACTIONS, AlreadyDecided, NothingToUndo, UndoRefused, decide, undo_last
@@ -226,3 +227,27 @@ def decisions_json(request: HttpRequest) -> HttpResponse:
         for d in decisions
     ]
     return json_download(payload, "review-decisions.json")
+
+
+@login_required
+@require_GET
+def proposal_verification(request: HttpRequest, proposal_id: int) -> JsonResponse:
+    """Which members of a proposal are geometrically verified with which (`training.verification`): the
+    review page asks for it after it has shown the members, so that the first view is not held up by
+    computing local features."""
+    proposal = get_object_or_404(Proposal, pk=proposal_id)
+    member_ids = list(proposal.members.order_by("position").values_list("artwork_id", flat=True))
+    pairs = verify_group(member_ids)
+    verified_with: dict[int, list[int]] = {}
+    for pair in pairs:
+        if pair["verified"]:
+            verified_with.setdefault(pair["a"], []).append(pair["b"])
+            verified_with.setdefault(pair["b"], []).append(pair["a"])
+    return JsonResponse(
+        {
+            "proposal": proposal.pk,
+            "members_checked": min(len(member_ids), MAX_VERIFIED_MEMBERS),
+            "pairs": pairs,
+            "verified_with": {str(k): v for k, v in verified_with.items()},
+        }
+    )

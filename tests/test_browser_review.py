@@ -4,6 +4,7 @@ map's pixels, and what an annotator may not do."""
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -47,6 +48,10 @@ def test_review_with_the_keyboard_then_undo(page, collection):  # noqa: F811
     g1 = proposal_with(GROUPS["G1"], run)
     page.goto(f"/review/{g1.pk}/")
     expect(page.locator("#members .member")).to_have_count(4)
+    # The geometric verification arrives after the page: every member says what it found (the fixture's
+    # drawn pictures share no painted motif, so "no geometric match" or the members it matched).
+    for slot in page.locator("#members .verification").all():
+        expect(slot).to_have_text(re.compile(r"no geometric match|verified with( #\d)+"))
     page.keyboard.press("?")
     expect(page.locator("#help")).to_be_visible()
     page.keyboard.press("Escape")

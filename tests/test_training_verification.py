@@ -164,3 +164,22 @@ def test_neighbours_are_reranked_by_verification_and_the_pair_view_shows_why(cop
     unrelated = client.get(reverse("training:pair", args=[detail, copies_collection["art-5"]]))
     assert not unrelated.context["verified"] and "not verified" in unrelated.content.decode()
     assert client.get(reverse("training:pair", args=[detail, 999_999])).status_code == 404
+
+
+@pytest.mark.django_db
+def test_the_review_page_learns_which_members_are_verified(copies_collection):
+    from clustering.runs import proposal_from_selection
+
+    client, user = client_for("historian")
+    names = ["detail", "art-0", "copy", "art-5"]
+    proposal = proposal_from_selection(
+        ModelVersion.objects.get(), [copies_collection[n] for n in names], user
+    )
+    page = client.get(reverse("review:review", args=[proposal.pk])).content.decode()
+    assert reverse("review:verification", args=[proposal.pk]) in page
+    data = client.get(reverse("review:verification", args=[proposal.pk])).json()
+    assert data["members_checked"] == 4 and len(data["pairs"]) == 6
+    verified = {int(k): sorted(v) for k, v in data["verified_with"].items()}
+    detail, source, copy = (copies_collection[n] for n in names[:3])
+    assert verified[detail] == sorted([source, copy]) and copies_collection["art-5"] not in verified
+    assert client.get(reverse("review:verification", args=[999_999])).status_code == 404

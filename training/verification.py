@@ -149,6 +149,30 @@ def verified_score(similarity: float, inliers: int, weight: float = 1.0, saturat
     return similarity + weight * min(inliers, saturation) / saturation
 
 
+def reranked_scores(
+    query: np.ndarray,
+    vectors: np.ndarray,
+    similarities: np.ndarray,
+    inliers: dict[int, int],
+    expand: bool = True,
+) -> np.ndarray:
+    """Scores of every gallery row after verification of some of them (`inliers`: row → inlier count).
+
+    With `expand`, the query is first expanded with the signatures of the verified rows (average query
+    expansion, Chum et al., "Total recall", ICCV 2007) and the gallery scored again; then every verified
+    row gets its bonus (`verified_score`). `similarities` are the query's own cosine similarities; the
+    rows to exclude (the query) are the caller's to mask."""
+    passed = [row for row, count in inliers.items() if count >= MIN_INLIERS]
+    scores = similarities
+    if expand and passed:
+        expanded = query + vectors[passed].sum(axis=0)
+        scores = vectors @ (expanded / np.linalg.norm(expanded)).astype(np.float32)
+    final = np.array(scores, dtype=np.float32, copy=True)
+    for row, count in inliers.items():
+        final[row] = verified_score(float(scores[row]), count)
+    return final
+
+
 def render_matches(
     first_path: str | os.PathLike[str],
     second_path: str | os.PathLike[str],

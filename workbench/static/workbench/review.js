@@ -24,6 +24,33 @@
     actionField.value = action;
     form.submit();
   }
+  // Geometric verification of the members, asked for once the page is shown (local features take a moment
+  // the first time): each member lists the members it shares matching points with, linked to the pair view.
+  if (form.dataset.verification) {
+    fetch(form.dataset.verification, { credentials: "same-origin" })
+      .then((response) => (response.ok ? response.json() : null))
+      .then((data) => {
+        if (!data) return;
+        const position = new Map(members.map((m, i) => [m.dataset.id, i + 1]));
+        document.querySelectorAll(".verification[data-for]").forEach((slot) => {
+          const id = slot.dataset.for;
+          const partners = data.verified_with[id] || [];
+          slot.textContent = "";
+          if (!partners.length) { slot.textContent = "no geometric match"; return; }
+          slot.classList.remove("muted");
+          slot.append("verified with ");
+          partners.forEach((other, k) => {
+            const link = document.createElement("a");
+            link.href = `/pair/${id}/${other}/`;
+            link.className = "tag positive verified";
+            link.textContent = `#${position.get(String(other))}`;
+            if (k) slot.append(" ");
+            slot.append(link);
+          });
+        });
+      })
+      .catch(() => {});
+  }
   form.querySelectorAll("button[data-action]").forEach((button) => {
     button.addEventListener("click", (event) => { event.preventDefault(); submit(button.dataset.action); });
   });
