@@ -27,8 +27,8 @@ gt-hidden (bootstrap over ground-truth components). ``--set KEY=JSON`` overrides
 
 The gallery of every evaluation is the whole imported set; the query is excluded from its own gallery.
 
-* ``--ablation reranking``: the whitened round-0 descriptor's global ranking against re-ranking its top k
-  by spatial verification (SIFT + RANSAC, `training.verification`) and verification + query expansion, on
+* ``--ablation reranking``: the round-0 descriptor's global ranking (TrainConfig's defaults) against
+  re-ranking its top k by spatial verification (SIFT + RANSAC, `training.verification`) and verification + query expansion, on
   demo-hidden and dev, with paired differences, and the time local features and matches cost.
 * ``--ablation descriptors``: no training and no database: the pretrained backbone's signatures under each
   descriptor ingredient (whitening learned on the collection, input size, GeM pooling, multi-scale and
@@ -415,7 +415,7 @@ class Reranker:
 
 
 def reranking_ablation(args: argparse.Namespace) -> None:
-    """Global search (Lite0 224 px, whitened: the round-0 descriptor) vs re-ranking its top k by spatial
+    """Global search (the round-0 descriptor: Lite0, GeM, 224 px, whitened) vs re-ranking its top k by spatial
     verification (`training.verification`), with and without query expansion, on demo-hidden and dev."""
     import numpy as np
     from quality_sets import demo_sets, dev_set
@@ -423,19 +423,22 @@ def reranking_ablation(args: argparse.Namespace) -> None:
     from training import whitening
     from training.backbones import build_model
     from training.metrics import bootstrap_difference, evaluate_retrieval
+    from training.trainer import TrainConfig
 
     with tempfile.TemporaryDirectory(prefix="workbench-rerank-") as scratch:
         sets = [demo_sets(Path(scratch) / "demo")[0], dev_set(Path(scratch) / "dev", args.sources)]
-        model, _ = build_model("tf_efficientnet_lite0", "pretrained", None, "avg")
+        # The product's round-0 descriptor: its default backbone, pooling, input size and whitening.
+        config = TrainConfig()
+        model, _ = build_model(config.backbone, "pretrained", None, config.pooling)
         lines, feature_seconds, match_seconds = [], [], []
         for quality_set in sets:
-            raw = view_signatures(model, quality_set.paths, 224, False)
-            vectors = whitening.fit(raw[: quality_set.collection_rows]).apply(raw)
+            raw = view_signatures(model, quality_set.paths, config.input_size, False)
+            vectors = whitening.fit(raw[: quality_set.collection_rows], config.whitening_shrinkage).apply(raw)
             reranker = Reranker(quality_set.paths, vectors, args.top_k, Path(scratch) / "features")
             common = {"groups": quality_set.groups}
             base = evaluate_retrieval(vectors, quality_set.queries, quality_set.partners, **common)
             results = {
-                "global (whitened Lite0)": base,
+                "global (round-0 descriptor)": base,
                 f"+ spatial verification of the top {args.top_k}": evaluate_retrieval(
                     vectors,
                     quality_set.queries,
