@@ -28,8 +28,9 @@ gt-hidden (bootstrap over ground-truth components). ``--set KEY=JSON`` overrides
 The gallery of every evaluation is the whole imported set; the query is excluded from its own gallery.
 
 * ``--ablation reranking``: the round-0 descriptor's global ranking (TrainConfig's defaults) against
-  re-ranking its top k by spatial verification (SIFT + RANSAC, `training.verification`) and verification + query expansion, on
-  demo-hidden and dev, with paired differences, and the time local features and matches cost.
+  re-ranking its top k by spatial verification (SIFT + RANSAC, `training.verification`) and verification
+  + query expansion, on demo-hidden and dev, with paired differences, and the time local features and
+  matches cost.
 * ``--ablation descriptors``: no training and no database: the pretrained backbone's signatures under each
   descriptor ingredient (whitening learned on the collection, input size, GeM pooling, multi-scale and
   flipped views, EfficientNet-Lite2), on the three sets of `bench/quality_sets.py` (the demo's hidden
