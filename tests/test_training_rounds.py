@@ -17,7 +17,7 @@ from annotations.importer import import_collection
 from annotations.models import Artwork
 from jobs.models import Job, JobState
 from jobs.runner import enqueue
-from training import signatures
+from training import signature_store, signatures
 from training.backbones import file_sha256
 from training.models import ModelVersion, resolve_version
 from training.rounds import (
@@ -31,6 +31,8 @@ from training.rounds import (
     validate,
     version_vectors,
 )
+from training.signature_store import SignatureSet
+from workbench import paths
 
 from .conftest import rig_signatures, start_job_thread, wait_until
 
@@ -92,7 +94,15 @@ def test_first_extraction_creates_round_zero(demo_collection, monkeypatch, tmp_p
 
 @pytest.mark.django_db(transaction=True)
 def test_round_then_skip_when_unchanged_then_force(demo_collection):
+    # A round that died after storing its synthetic-validation signatures as v1: the next v1 must not
+    # take them for its own.
+    names = synthetic_validation(build_gallery()).names
+    stale = np.zeros((len(names), 1280), dtype=np.float32)
+    stale[:, 0] = 1.0
+    signature_store.save(paths.synthetic_signatures_folder(1), SignatureSet(names, stale))
     first = train_round(epochs=1, **TINY)
+    stored = signature_store.load(paths.synthetic_signatures_folder(1))
+    assert stored.ids == names and not np.allclose(stored.vectors, stale)
     assert first["version"] == 1
     v0, v1 = ModelVersion.objects.get(number=0), ModelVersion.objects.get(number=1)
     assert v1.parent == v0 and v1.connection_set_hash

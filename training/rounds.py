@@ -261,10 +261,14 @@ def synthetic_validation(
 def synthetic_vectors(
     version: ModelVersion, synthetic_set: synthetic.SyntheticSet, model: torch.nn.Module | None = None
 ) -> np.ndarray:
-    """Signatures of the synthetic images under `version`: stored ones, the missing ones computed (with
-    `model`, or the version's own loaded from its checkpoint) and stored beside them."""
+    """Signatures of the synthetic images under `version`.
+
+    With `model` (a version being created), all of them are computed with it and replace whatever the
+    folder holds: a round that died after writing them may have left vectors of another model under the
+    same number. Without, the stored ones are used and the missing ones computed with the version's own
+    model, loaded from its checkpoint, and stored beside them."""
     folder = paths.synthetic_signatures_folder(version.number)
-    stored = signature_store.load(folder)
+    stored = None if model is not None else signature_store.load(folder)
     have = stored.row_of() if stored else {}
     missing = [name for name in synthetic_set.names if name not in have]
     if missing:
