@@ -36,7 +36,7 @@ def compute_layout_for(
 ) -> Layout:
     # Every artwork that has a signature under this version (an extraction limited to some collections
     # leaves the others without one; the map shows what there is).
-    stored = signatures.require(version)
+    stored = signatures.require(version, for_clustering=True)  # the clusters' space (signatures.load)
     ids, vectors = list(stored.ids), np.asarray(stored.vectors)
     previous = None
     for earlier in ModelVersion.objects.filter(number__lt=version.number).order_by("-number"):

@@ -43,7 +43,7 @@ def run_clustering(
 ) -> ClusteringRun:
     params = params.resolved()
     started = time.perf_counter()
-    rows = signatures.of_artworks(version, collections)
+    rows = signatures.of_artworks(version, collections, for_clustering=True)
     params.check_size(len(rows.ids))  # before the neighbour search, which takes minutes at 100,000
     log(
         f"clustering {len(rows.ids):,} signatures of {version.label} "
@@ -156,7 +156,7 @@ def preview_clustering(
     from .algorithms import preview
 
     params = params.resolved()
-    rows = signatures.of_artworks(version, collections)
+    rows = signatures.of_artworks(version, collections, for_clustering=True)
     params.check_size(len(rows.ids))  # before the neighbour search, which takes minutes at 100,000
     graph = graph_for(version, rows, params) if params.needs_graph else None
     return preview(rows.vectors, params, graph=graph)

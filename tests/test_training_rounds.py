@@ -159,6 +159,13 @@ def test_extraction_is_incremental_and_exports_npz(demo_collection, source, tmp_
     import_collection(source.images, source.metadata, None, "Later")
     result = extract_for_version(resolve_version("active"))
     assert result["new"] == 6
+    # Whitened for search, raw for clustering: both grow together, row for row.
+    version = resolve_version("active")
+    whitened, raw = signatures.load(version), signatures.load(version, for_clustering=True)
+    assert whitened.ids == raw.ids and len(whitened.ids) == Artwork.objects.count()
+    model = load_version_model(version)
+    assert np.allclose(model.whitening.apply(raw.vectors), whitened.vectors, atol=1e-5)
+    assert not np.allclose(raw.vectors, whitened.vectors[:, : raw.vectors.shape[1]], atol=1e-2)
     assert extract_for_version(resolve_version("active"))["new"] == 0
     out = tmp_path / "signatures.npz"
     call_command("export_signatures", "--model", "active", "--collection", "Later", "--out", str(out))

@@ -340,10 +340,13 @@ def gate_against(
     return gate.decide(differences, counts)
 
 
-def store_signatures(version: ModelVersion, gallery: Gallery, vectors: np.ndarray) -> None:
-    signatures.save(
-        version, signature_store.SignatureSet([artwork.pk for artwork in gallery.artworks], vectors)
-    )
+def store_signatures(
+    version: ModelVersion, gallery: Gallery, vectors: np.ndarray, raw: np.ndarray | None = None
+) -> None:
+    """The signatures, and the raw ones beside them when they were whitened (`signatures.load`)."""
+    ids = [artwork.pk for artwork in gallery.artworks]
+    raw_set = None if raw is None or raw is vectors else signature_store.SignatureSet(ids, raw)
+    signatures.save(version, signature_store.SignatureSet(ids, vectors), raw_set)
 
 
 def create_round_zero(
@@ -394,7 +397,7 @@ def create_reserved_round_zero(
     with transaction.atomic():
         version.save()
         version.activate()
-    store_signatures(version, gallery, vectors)
+    store_signatures(version, gallery, vectors, raw)
     return version
 
 
@@ -511,7 +514,7 @@ def train_reserved_round(
             version.activate()
         # In the same transaction: a round waiting to reserve the same connections sees the version.
         VersionReservation.objects.filter(pk=reservation.pk).delete()
-    store_signatures(version, full, vectors)
+    store_signatures(version, full, vectors, raw)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     outcome = {
         "promoted": "now active",
@@ -559,10 +562,21 @@ def extract_for_version(
         }
     method = version.retrieval_method
     model = method.load_model(version)
-    vectors = method.embed(
-        model, version, [str(paths.absolute(a.image_relpath)) for a in missing], progress=progress
-    )
-    signatures.save(version, signature_store.merge(stored, [a.pk for a in missing], vectors))
+    files = [str(paths.absolute(a.image_relpath)) for a in missing]
+    new_ids = [a.pk for a in missing]
+    learned = getattr(model, "whitening", None)
+    if learned is None:
+        vectors = method.embed(model, version, files, progress=progress)
+        signatures.save(version, signature_store.merge(stored, new_ids, vectors))
+    else:
+        # Whitened with the version's own whitening, and kept raw for clustering (`signatures.load`).
+        model.whitening = None
+        raw = method.embed(model, version, files, progress=progress)
+        model.whitening = learned
+        stored_raw = signature_store.load(paths.raw_signatures_folder(version.number))
+        whitened = signature_store.merge(stored, new_ids, learned.apply(raw))
+        raw_set = signature_store.merge(stored_raw, new_ids, raw)
+        signatures.save(version, whitened, raw_set if raw_set.ids == whitened.ids else None)
     return {
         "summary": f"{len(missing)} new signatures under {version.label}",
         "version": version.number,

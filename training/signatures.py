@@ -22,12 +22,27 @@ class MissingSignatures(Exception):
     pass
 
 
-def load(version: ModelVersion) -> SignatureSet | None:
-    """Every stored signature of `version`, or None when it has none yet."""
+def load(version: ModelVersion, for_clustering: bool = False) -> SignatureSet | None:
+    """Every stored signature of `version`, or None when it has none yet.
+
+    `for_clustering`: the signatures before whitening when the version has them. Whitening (which search
+    and evaluation use) centres the signatures and spreads them over the sphere, so that the distances
+    between copies are several times those the clustering parameters are calibrated for (the thesis's
+    OPTICS max_eps 0.13 found no cluster in whitened demo signatures); clustering and the map keep the
+    scale they were designed on."""
+    if for_clustering:
+        raw = signature_store.load(paths.raw_signatures_folder(version.number))
+        if raw is not None:
+            return raw
     return signature_store.load(paths.signatures_folder(version.number))
 
 
-def save(version: ModelVersion, signatures: SignatureSet) -> None:
+def save(version: ModelVersion, signatures: SignatureSet, raw: SignatureSet | None = None) -> None:
+    """Store the signatures (and, for a whitened version, the same rows before whitening)."""
+    if raw is not None:
+        if raw.ids != signatures.ids:
+            raise ValueError("the raw signatures must have the same ids, in the same order")
+        signature_store.save(paths.raw_signatures_folder(version.number), raw)
     signature_store.save(paths.signatures_folder(version.number), signatures)
 
 
@@ -35,16 +50,18 @@ def ids_file(version: ModelVersion):
     return signature_store.ids_file(paths.signatures_folder(version.number))
 
 
-def require(version: ModelVersion) -> SignatureSet:
-    stored = load(version)
+def require(version: ModelVersion, for_clustering: bool = False) -> SignatureSet:
+    stored = load(version, for_clustering)
     if stored is None:
         raise MissingSignatures(f"{version.label} has no signatures yet: run extract_signatures first")
     return stored
 
 
-def of_artworks(version: ModelVersion, collections: Sequence[str] | None = None) -> SignatureSet:
+def of_artworks(
+    version: ModelVersion, collections: Sequence[str] | None = None, for_clustering: bool = False
+) -> SignatureSet:
     """Signatures of every artwork (of `collections`), in primary-key order; all of them must exist."""
-    stored = require(version)
+    stored = require(version, for_clustering)
     artworks = Artwork.objects.order_by("pk")
     if collections:
         artworks = artworks.filter(collection__name__in=collections)

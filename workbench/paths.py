@@ -95,6 +95,11 @@ def signatures_folder(number: int) -> Path:
     return root() / "signatures" / f"v{number}"
 
 
+def raw_signatures_folder(number: int) -> Path:
+    """A whitened version's signatures before whitening: what clustering and the map use."""
+    return signatures_folder(number) / "raw"
+
+
 def synthetic_signatures_folder(number: int) -> Path:
     """Signatures of the synthetic validation images under version `number`, keyed by file name."""
     return signatures_folder(number) / "synthetic"

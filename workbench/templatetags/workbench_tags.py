@@ -21,8 +21,7 @@ def with_interval(metrics, name: str = "map"):
     if not interval:
         return f"{value:.4f}"
     return format_html(
-        '{} <span class="ci muted small" title="95 % bootstrap interval over {} groups">'
-        "[{}, {}]</span>",
+        '{} <span class="ci muted small" title="95 % bootstrap interval over {} groups">[{}, {}]</span>',
         f"{value:.4f}",
         metrics.get("n_groups", metrics.get("components", "?")),
         f"{interval[0]:.3f}",
