@@ -99,7 +99,7 @@ def nearest_to_vector(
     their signatures (average query expansion, Chum et al., ICCV 2007) and the gallery ranked again, the
     verified hits keeping a bonus for their inliers. Measured on the demo's hidden connections and a
     People-Art development set (bench/signature_quality.py --ablation reranking): verification alone
-    +0.078 and +0.066 mAP, with query expansion +0.138 and +0.082.
+    +0.062 and +0.050 mAP, with query expansion +0.126 and +0.062.
     """
     loaded = signatures(version)
     if loaded is None:
