@@ -44,6 +44,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+from placeholders import placeholder_artworks
 from timing import Samples, add_runs_argument, check_runs, machine_line, paired_ratio, show_ratio
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,7 +138,7 @@ def build(count: int) -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from annotations.models import Artwork, Collection
+    from annotations.models import Collection
     from clustering.algorithms import Clustering
     from clustering.assignments import save_assignments
     from clustering.maps import load_layout
@@ -150,25 +151,15 @@ def build(count: int) -> None:
     xy, years, height, labels, strength = layout_and_clusters(count, seed=count)
     collection = Collection.objects.create(name="Bench")
     splits = ["", "", "train", "val", "test"]
-    Artwork.objects.bulk_create(
-        [
-            Artwork(
-                external_id=f"bench-{i}",
-                collection=collection,
-                image_sha256=f"{i:064x}",
-                image_ext="jpg",
-                source_path=f"img/{i}.jpg",
-                width=800,
-                height=600,
-                title=f"Composition {i}",
-                date_begin=None if years[i] != years[i] else int(years[i]),
-                split=splits[i % 5],
-            )
-            for i in range(count)
-        ],
-        batch_size=5000,
+    ids = np.asarray(
+        placeholder_artworks(
+            collection,
+            count,
+            date_begin=lambda i: None if years[i] != years[i] else int(years[i]),
+            split=lambda i: splits[i % 5],
+        ),
+        dtype=np.int64,
     )
-    ids = np.asarray(Artwork.objects.order_by("pk").values_list("pk", flat=True), dtype=np.int64)
     version = ModelVersion.objects.create(
         number=0,
         backbone="resnext50_32x4d",

@@ -85,19 +85,14 @@ def demo_sets(folder: Path, synthetic_sources: int = synthetic.SOURCE_COUNT) -> 
     built = synthetic.build(
         folder / "synthetic", paths, ids, sources, [r for r in range(len(ids)) if r not in chosen]
     )
-    base = len(paths)
-    siblings: dict[int, set[int]] = {}
-    for index, query in enumerate(built.queries):
-        siblings.setdefault(query.source, set()).add(base + index)
-    s_partners = {base + i: set(q.partners) | siblings[q.source] for i, q in enumerate(built.queries)}
-    s_groups = {base + i: q.source for i, q in enumerate(built.queries)}
+    s_partners, s_groups = synthetic.truth(built, len(paths))
     synthetic_set = QualitySet(
         "synthetic",
         paths + built.paths,
         s_partners,
         s_groups,
         sorted(s_partners),
-        base,
+        len(paths),
         {"sources": len(sources)},
     )
     return [demo_hidden, synthetic_set]

@@ -48,6 +48,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+from placeholders import placeholder_artworks
 from timing import Samples, add_runs_argument, check_runs, machine_line, paired_ratio, show_ratio
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,27 +99,14 @@ def populate(artworks: int, proposals: int, rebuild: bool) -> None:
     rng = random.Random(7)
     collection = Collection.objects.create(name="Bench")
     authors = [f"Painter {i}" for i in range(2000)]
-    Artwork.objects.bulk_create(
-        [
-            Artwork(
-                external_id=f"bench-{i}",
-                collection=collection,
-                image_sha256=f"{i:064x}",
-                image_ext="jpg",
-                source_path=f"img/{i}.jpg",
-                width=800,
-                height=600,
-                title=f"Composition {i}",
-                author=rng.choice(authors),
-                date_text=f"ca. {1400 + i % 300}",
-                date_begin=1400 + i % 300,
-                split=rng.choice(["", "", "train", "val", "test"]),
-            )
-            for i in range(artworks)
-        ],
-        batch_size=5000,
+    ids = placeholder_artworks(
+        collection,
+        artworks,
+        author=lambda i: rng.choice(authors),
+        date_text=lambda i: f"ca. {1400 + i % 300}",
+        date_begin=lambda i: 1400 + i % 300,
+        split=lambda i: rng.choice(["", "", "train", "val", "test"]),
     )
-    ids = list(Artwork.objects.order_by("pk").values_list("pk", flat=True))
     pairs = set()
     while len(pairs) < 20000:
         a, b = rng.sample(ids, 2)

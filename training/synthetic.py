@@ -83,20 +83,16 @@ def framed(image: Image.Image, rng: random.Random) -> Image.Image:
     return ImageOps.expand(framed_image, border=int(width * rng.uniform(0.5, 1.5)), fill=wall)
 
 
-def crop(image: Image.Image, rng: random.Random) -> Image.Image:
-    return cropped_detail(image, rng)
-
-
+# Single-image transforms; "motif" (a part of the source pasted into a host painting) needs two images.
 TRANSFORMS: dict[str, Callable[[Image.Image, random.Random], Image.Image]] = {
-    "crop": crop,
+    "crop": cropped_detail,
     "colour": workshop_copy,
     "bw_photograph": bw_photograph,
     "mirror": mirrored_copy,
     "perspective": perspective_photograph,
     "frame": framed,
-    "motif": lambda image, rng: image,  # needs a host: see `make_image`
 }
-KINDS = tuple(TRANSFORMS)
+KINDS = (*TRANSFORMS, "motif")
 
 
 @dataclass(frozen=True)
@@ -164,7 +160,8 @@ def build(
     if per_source < 1 or per_source > len(KINDS):
         raise ValueError(f"per_source must lie in 1..{len(KINDS)}, got {per_source}")
     folder.mkdir(parents=True, exist_ok=True)
-    hosts = [row for row in host_rows if row not in set(sources)]
+    source_rows = set(sources)
+    hosts = [row for row in host_rows if row not in source_rows]
     queries: list[SyntheticQuery] = []
     for number, row in enumerate(sources):
         rng = random.Random(f"{seed}:{keys[row]}")
@@ -208,6 +205,14 @@ def evaluate(
         raise ValueError(f"{len(query_vectors)} query vectors for {len(synthetic.queries)} synthetic queries")
     base = len(gallery_vectors)
     vectors = np.concatenate([np.asarray(gallery_vectors, np.float32), np.asarray(query_vectors, np.float32)])
+    partners, groups = truth(synthetic, base)
+    return evaluate_retrieval(vectors, list(partners), partners, groups=groups, bootstrap=bootstrap)
+
+
+def truth(synthetic: SyntheticSet, base: int) -> tuple[dict[int, set[int]], dict[int, int]]:
+    """Partners and bootstrap groups of the queries, numbered `base` + query index (after a gallery of
+    `base` rows): each query's source (and host), and the other images generated from the same source;
+    grouped by source."""
     siblings: dict[int, set[int]] = {}
     for index, query in enumerate(synthetic.queries):
         siblings.setdefault(query.source, set()).add(base + index)
@@ -216,4 +221,4 @@ def evaluate(
         for index, query in enumerate(synthetic.queries)
     }
     groups = {base + index: query.source for index, query in enumerate(synthetic.queries)}
-    return evaluate_retrieval(vectors, list(partners), partners, groups=groups, bootstrap=bootstrap)
+    return partners, groups

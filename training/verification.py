@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -35,9 +36,11 @@ class Features:
     descriptors: np.ndarray  # (K, 128) float32, RootSIFT
     size: tuple[int, int]  # the original image's width, height
 
+    @cached_property
     def mirrored(self) -> Features:
         """The features of the mirrored image, without detecting again: x → width − x and the descriptor's
-        bins reflected (SIFT's 4×4 spatial cells by 8 orientations)."""
+        bins reflected (SIFT's 4×4 spatial cells by 8 orientations). Kept: a query is matched against
+        every candidate of its top k."""
         points = self.points.copy()
         points[:, 0] = self.size[0] - points[:, 0]
         return Features(points, _mirror_descriptors(self.descriptors), self.size)
@@ -133,7 +136,7 @@ def _match_once(a: Features, b: Features) -> Match:
 def match(a: Features, b: Features) -> Match:
     """The geometric match of `a` against `b`, trying `a` as it is and mirrored; the one with more inliers."""
     straight = _match_once(a, b)
-    reversed_ = _match_once(a.mirrored(), b)
+    reversed_ = _match_once(a.mirrored, b)
     if reversed_.inliers > straight.inliers:
         pairs = reversed_.pairs.copy()
         pairs[:, 0] = a.size[0] - pairs[:, 0]  # back to the unmirrored picture's coordinates
