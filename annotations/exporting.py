@@ -6,7 +6,7 @@ import csv
 from collections.abc import Iterator
 from typing import TextIO
 
-from .models import Connection, ConnectionDecision
+from .models import Connection, ConnectionDecision, DecisionSource
 
 MORPHOGRAPH_COLUMNS = ["uid", "img1", "img2", "type", "annotated"]
 PROVENANCE_COLUMNS = ["source", "user", "round", "import_file", "split1", "split2", "recorded"]
@@ -31,11 +31,18 @@ def decision_row(decision: ConnectionDecision) -> dict[str, str]:
     }
 
 
-def iter_rows(*, history: bool = False, collection: str | None = None) -> Iterator[dict[str, str]]:
-    """Current connections (one row per pair), or with `history` every decision in order."""
+def iter_rows(
+    *, history: bool = False, collection: str | None = None, include_simulated: bool = False
+) -> Iterator[dict[str, str]]:
+    """Current connections (one row per pair), or with `history` every decision in order.
+
+    Decisions of the simulated historian are left out unless `include_simulated`: an export is what people
+    established, and a simulation's guesses from a truth file must not travel as annotations."""
     related = ("artwork_a", "artwork_b", "user", "import_record")
     if history:
         decisions = ConnectionDecision.objects.select_related(*related).order_by("recorded_at", "id")
+        if not include_simulated:
+            decisions = decisions.exclude(source=DecisionSource.SIMULATED)
         if collection:
             decisions = decisions.filter(artwork_a__collection__name=collection) | decisions.filter(
                 artwork_b__collection__name=collection
@@ -46,6 +53,8 @@ def iter_rows(*, history: bool = False, collection: str | None = None) -> Iterat
     connections = Connection.objects.select_related(*(f"latest__{name}" for name in related)).order_by(
         "artwork_a_id", "artwork_b_id"
     )
+    if not include_simulated:
+        connections = connections.exclude(latest__source=DecisionSource.SIMULATED)
     if collection:
         connections = connections.filter(artwork_a__collection__name=collection) | connections.filter(
             artwork_b__collection__name=collection
@@ -54,11 +63,13 @@ def iter_rows(*, history: bool = False, collection: str | None = None) -> Iterat
         yield decision_row(connection.latest)
 
 
-def write_connections_csv(out: TextIO, *, history: bool = False, collection: str | None = None) -> int:
+def write_connections_csv(
+    out: TextIO, *, history: bool = False, collection: str | None = None, include_simulated: bool = False
+) -> int:
     writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     count = 0
-    for row in iter_rows(history=history, collection=collection):
+    for row in iter_rows(history=history, collection=collection, include_simulated=include_simulated):
         writer.writerow(row)
         count += 1
     return count

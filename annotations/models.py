@@ -32,6 +32,9 @@ class DecisionSource(models.TextChoices):
     IMPORT = "import", "Imported file"
     USER = "user", "Annotation by a user"
     REVIEW = "review", "Review of a proposed cluster"
+    # The simulated historian (`review.simulation`): the same review code path, in a snapshot of the
+    # collection, so that its decisions can never pass for a person's. Exports leave them out by default.
+    SIMULATED = "simulated", "Simulated review (not a person)"
 
 
 @functools.cache

@@ -1,6 +1,7 @@
 """Review decisions on a proposal, as connection decisions (the thesis tool's actions, with history).
 
-Every decision is appended through `annotations.connections.apply_statements` with source "review", the
+Every decision is appended through `annotations.connections.apply_statements` with source "review" (or
+"simulated" for the simulated historian, `review.simulation`), the
 user, the model version's number as the round, and a context naming the proposal, the clustering run and the
 model version, so the morphograph's history says where each link came from.
 
@@ -35,6 +36,7 @@ from annotations.models import DecisionSource
 from clustering.models import Proposal, ProposalStatus
 
 ACTIONS = ("confirm", "confirm_exclusive", "similar", "reject", "skip")
+REVIEW_SOURCES = (DecisionSource.REVIEW, DecisionSource.SIMULATED)
 REVIEW_LOCK = 0x5EB1E3  # any fixed number, the same for every decision
 
 
@@ -62,8 +64,17 @@ class AlreadyDecided(Exception):
 
 
 def decide(
-    proposal_id: int, action: str, user, checked: Sequence[int] | None = None
+    proposal_id: int,
+    action: str,
+    user,
+    checked: Sequence[int] | None = None,
+    *,
+    source: str = DecisionSource.REVIEW,
 ) -> tuple[Proposal, ApplyReport]:
+    """`source` is REVIEW for a person's click; the simulated historian (`review.simulation`) takes this
+    same path with SIMULATED, so that what it measures is what a click does."""
+    if source not in REVIEW_SOURCES:
+        raise ValueError(f"a review decision's source is one of {', '.join(REVIEW_SOURCES)}")
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
     with transaction.atomic():
@@ -116,7 +127,7 @@ def decide(
         if action == "reject":
             todo += statements(combinations(members, 2), "NEGATIVE")
         report = apply_statements(
-            todo, source=DecisionSource.REVIEW, user=user, round_number=proposal.run.model_version.number
+            todo, source=source, user=user, round_number=proposal.run.model_version.number
         )
         proposal.status = {
             "confirm": ProposalStatus.CONFIRMED if len(chosen) == len(members) else ProposalStatus.PARTIAL,
@@ -185,7 +196,7 @@ def undo_last(user) -> Proposal:
         decisions = list(
             ConnectionDecision.objects.filter(
                 user=user,
-                source=DecisionSource.REVIEW,
+                source__in=REVIEW_SOURCES,
                 context__proposal=proposal.pk,
                 retraction__isnull=True,
             )

@@ -21,8 +21,11 @@ from clustering.models import ClusteringRun, Proposal, ProposalMember, ProposalS
 from clustering.proposals import KINDS
 from training.search import MAX_VERIFIED_MEMBERS, verify_group
 from workbench.downloads import json_download
+from workbench.roles import curator_required
 
 from .decisions import ACTIONS, AlreadyDecided, NothingToUndo, UndoRefused, decide, undo_last
+from .models import Simulation
+from .simulation import ORDERS, POLICIES
 
 KIND_LABELS = {
     "new_group": "New group",
@@ -249,5 +252,192 @@ def proposal_verification(request: HttpRequest, proposal_id: int) -> JsonRespons
             "members_checked": min(len(member_ids), MAX_VERIFIED_MEMBERS),
             "pairs": pairs,
             "verified_with": {str(k): v for k, v in verified_with.items()},
+        }
+    )
+
+
+# --- simulated review -----------------------------------------------------------------------------------
+
+PLOT_WIDTH, PLOT_HEIGHT, PLOT_MARGIN = 560, 260, 40
+
+
+def simulation_rows(simulation: Simulation) -> list[dict]:
+    """The per-round records as the page and the JSON show them."""
+    return [
+        {
+            "round": r.number,
+            "reviewed_version": r.reviewed_version,
+            "proposals_shown": r.proposals_shown,
+            "proposals_reviewed": r.proposals_reviewed,
+            "reviewed_total": r.reviewed_total,
+            "confirmed": r.confirmed,
+            "share_confirmed": r.share_confirmed,
+            "true_links_gained": r.true_links_gained,
+            "links_per_proposal": r.links_per_proposal,
+            "discovered_share": r.discovered_share,
+            "wrong_links_accepted": r.wrong_links_accepted,
+            **{
+                key: value
+                for key, value in r.figures.items()
+                if key
+                not in {
+                    "round",
+                    "reviewed_version",
+                    "proposals_shown",
+                    "proposals_reviewed",
+                    "reviewed_total",
+                    "confirmed",
+                    "share_confirmed",
+                    "true_links_gained",
+                    "links_per_proposal",
+                    "discovered_share",
+                    "wrong_links_accepted",
+                }
+            },
+        }
+        for r in simulation.round_records.order_by("number")
+    ]
+
+
+def discovery_plot(rows: list[dict], start_share: float = 0.0) -> dict:
+    """SVG coordinates of discovered share (y) against proposals reviewed so far (x), from the origin."""
+    points = [(0, start_share)] + [(r["reviewed_total"], r["discovered_share"] or 0.0) for r in rows]
+    x_max = max(1, max(x for x, _ in points))
+    inner_w, inner_h = PLOT_WIDTH - 2 * PLOT_MARGIN, PLOT_HEIGHT - 2 * PLOT_MARGIN
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return (PLOT_MARGIN + inner_w * x / x_max, PLOT_MARGIN + inner_h * (1 - y))
+
+    coordinates = [at(x, y) for x, y in points]
+    return {
+        "width": PLOT_WIDTH,
+        "height": PLOT_HEIGHT,
+        "polyline": " ".join(f"{x:.1f},{y:.1f}" for x, y in coordinates),
+        "markers": [
+            {"x": x, "y": y, "label": f"round {i}: {share * 100:.0f}% after {reviewed} proposals"}
+            for i, ((x, y), (reviewed, share)) in enumerate(zip(coordinates, points, strict=True))
+            if i
+        ],
+        "x_max": x_max,
+        "left": PLOT_MARGIN,
+        "right": PLOT_WIDTH - PLOT_MARGIN,
+        "top": PLOT_MARGIN,
+        "bottom": PLOT_HEIGHT - PLOT_MARGIN,
+        "ticks": [{"y": at(0, v)[1], "label": f"{v * 100:.0f}%"} for v in (0.0, 0.25, 0.5, 0.75, 1.0)],
+    }
+
+
+@login_required
+@require_GET
+def simulations(request: HttpRequest) -> HttpResponse:
+    from workbench import paths
+
+    return render(
+        request,
+        "review/simulations.html",
+        {
+            "simulations": [
+                {
+                    "simulation": s,
+                    "recorded": len(records := list(s.round_records.all())),
+                    "shares": ", ".join(
+                        "–" if r.share_confirmed is None else f"{r.share_confirmed:.2f}" for r in records
+                    ),
+                    "found": records[-1].discovered_share if records else None,
+                }
+                for s in Simulation.objects.prefetch_related("round_records")
+            ],
+            "policies": POLICIES,
+            "orders": ORDERS,
+            "demo_truth": (paths.demo_folder() / "ground_truth.csv").is_file(),
+        },
+    )
+
+
+@curator_required
+@require_POST
+def start_simulation(request: HttpRequest) -> HttpResponse:
+    from jobs.runner import enqueue
+    from workbench import params, paths
+
+    from . import simulate
+
+    truth = paths.demo_folder() / "ground_truth.csv"
+    if not truth.is_file():
+        messages.error(
+            request,
+            "No demo ground truth here: start a simulation with another truth file on the "
+            "command line (python manage.py simulate_review --truth FILE.csv).",
+        )
+        return redirect("review:simulations")
+    policy = params.choice(request.POST.get("policy", "exact"), "policy", POLICIES)
+    order = params.choice(request.POST.get("order", "rank"), "order", ORDERS)
+    try:
+        rounds = params.integer(request.POST.get("rounds", "3"), "rounds", low=1, high=50)
+        per_round = params.integer(
+            request.POST.get("per_round", "50"), "proposals per round", low=1, high=100_000
+        )
+        error_percent = params.integer(
+            request.POST.get("error_percent", "0") or "0", "error rate (%)", low=0, high=50
+        )
+        simulation = simulate.start(
+            truth,
+            policy=policy,
+            error_rate=error_percent / 100 if policy == "noisy" else 0.0,
+            order=order,
+            rounds=rounds,
+            per_round=per_round,
+            user=request.user,
+        )
+    except (ValueError, params.OutOfRange) as exc:
+        messages.error(request, f"{str(exc).capitalize()}.")
+        return redirect("review:simulations")
+    job = enqueue("simulate_review", {"simulation": simulation.pk}, user=request.user)
+    Simulation.objects.filter(pk=simulation.pk).update(job=job)
+    messages.success(
+        request, f"Simulation {simulation.pk} started as job #{job.pk}, in a snapshot of the collection."
+    )
+    return redirect("review:simulation", simulation.pk)
+
+
+@login_required
+@require_GET
+def simulation_detail(request: HttpRequest, simulation_id: int) -> HttpResponse:
+    simulation = get_object_or_404(Simulation.objects.select_related("job"), pk=simulation_id)
+    rows = simulation_rows(simulation)
+    start = simulation.start or {}
+    return render(
+        request,
+        "review/simulation.html",
+        {
+            "simulation": simulation,
+            "rows": rows,
+            "plot": discovery_plot(rows) if rows else None,
+            "start": start,
+        },
+    )
+
+
+@login_required
+@require_GET
+def simulation_json(request: HttpRequest, simulation_id: int) -> JsonResponse:
+    simulation = get_object_or_404(Simulation, pk=simulation_id)
+    return JsonResponse(
+        {
+            "id": simulation.pk,
+            "state": simulation.state,
+            "message": simulation.message,
+            "truth_file": simulation.truth_file,
+            "truth_sha256": simulation.truth_sha256,
+            "policy": simulation.policy,
+            "error_rate": simulation.error_rate,
+            "order": simulation.order,
+            "rounds_requested": simulation.rounds,
+            "per_round": simulation.per_round,
+            "seed": simulation.seed,
+            "parameters": simulation.parameters,
+            "start": simulation.start,
+            "job": simulation.job_id,
+            "rounds": simulation_rows(simulation),
         }
     )

@@ -11,6 +11,7 @@
     maps/v<N>.npz                        the 2-D maps of a version (clustering)
     clusters/run-<id>.npz                labels and strengths of one clustering run (clustering)
     demo/                                the demo collection's files and ground truth
+    simulations/sim-<id>/                a simulated review's snapshot: database, data folder, log (review)
     logs/                                worker log and login of bin/start
     .<user>-password                     the local login's password (ensure_demo_user), owner-only
 
@@ -113,6 +114,14 @@ def local_features_file(image_sha256: str) -> Path:
 def synthetic_folder() -> Path:
     """Generated validation images (`training.synthetic`): derived, cached, never artworks."""
     return root() / "synthetic"
+
+
+# --- review: simulated review runs ---------------------------------------------------------------------
+
+
+def simulation_folder(simulation_id: int) -> Path:
+    """A simulated review's snapshot: its own database and data folder (images and models linked)."""
+    return root() / "simulations" / f"sim-{simulation_id}"
 
 
 # --- clustering: graphs, maps and runs --------------------------------------------------------------------

@@ -22,6 +22,12 @@ class Command(BaseCommand):
             "--history", action="store_true", help="every decision, not only each pair's current one"
         )
         parser.add_argument("--collection", help="only pairs with an artwork in this collection")
+        parser.add_argument(
+            "--include-simulated",
+            action="store_true",
+            dest="include_simulated",
+            help="also the simulated historian's decisions (left out by default: no person made them)",
+        )
 
     def handle(self, *args, **options) -> None:
         import io
@@ -29,7 +35,12 @@ class Command(BaseCommand):
         if options["collection"] is not None:
             collections_option([options["collection"]])
         buffer = io.StringIO()
-        count = write_connections_csv(buffer, history=options["history"], collection=options["collection"])
+        count = write_connections_csv(
+            buffer,
+            history=options["history"],
+            collection=options["collection"],
+            include_simulated=options["include_simulated"],
+        )
         if options["out"] == "-":
             sys.stdout.write(buffer.getvalue())
             return
