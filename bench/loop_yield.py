@@ -40,7 +40,7 @@ PEOPLEART = ROOT.parent / "shared" / "data" / "peopleart"
 # (README, "What the loop yields"), tuned on the demo and People-Art dev together, never on one alone.
 VARIANTS: dict[str, list[str]] = {
     "default": [],
-    "best": ["--cluster", "max_eps=0.2", "--per-round", "100"],
+    "best": ["--cluster", "max_eps=0.3", "--per-round", "100"],
     "noisy": ["--policy", "noisy", "--error-rate", "0.1"],
 }
 
@@ -149,6 +149,14 @@ def main() -> None:
     parser.add_argument(
         "--extra", action="append", default=[], metavar="ARG", help="one more simulate_review argument"
     )
+    parser.add_argument(
+        "--train",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="training option of every round of every variant (epochs=1 to fit a CPU budget)",
+    )
+    parser.add_argument("--keep", type=Path, help="keep each data set's data folder under this folder")
     parser.add_argument("--child-import", help=argparse.SUPPRESS)
     parser.add_argument("--child-report", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -165,7 +173,9 @@ def main() -> None:
     print(machine_line())
     datasets = ["demo", "peopleart"] if args.dataset == "both" else [args.dataset]
     for dataset in datasets:
-        with tempfile.TemporaryDirectory(prefix="workbench-loop-") as data_dir:
+        with tempfile.TemporaryDirectory(prefix="workbench-loop-") as scratch:
+            data_dir = str(args.keep / dataset) if args.keep else scratch
+            Path(data_dir).mkdir(parents=True, exist_ok=True)
             env = {**os.environ, "DEBUG": "1", "WORKBENCH_DATA_DIR": data_dir}
             for name in ("DATABASE_URL", "CELERY_BROKER_URL"):
                 env.pop(name, None)
@@ -192,7 +202,7 @@ def main() -> None:
                 f"round 0 {setup['seconds_round0']:.0f} s"
             )
             for variant in variants:
-                arguments = [*VARIANTS[variant], *args.extra]
+                arguments = [*VARIANTS[variant], *args.extra, *(f"--train={t}" for t in args.train)]
                 started = time.perf_counter()
                 subprocess.run(
                     [

@@ -249,3 +249,42 @@ def test_bad_simulation_requests_are_refused_before_anything_is_written(demo, tm
         5,
     )
     assert simulation.job.kind == "simulate_review" and simulation.job.params == {"simulation": simulation.pk}
+
+
+def processes_running(text: str) -> list[int]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text.encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancelling_a_simulation_stops_its_snapshot_process(demo):
+    from .conftest import start_job_thread
+
+    simulation = simulate.start(
+        demo.folder / "ground_truth.csv", rounds=3, per_round=8, train={**TRAIN, "epochs": 50}
+    )
+    job = Job.objects.create(kind="simulate_review", params={"simulation": simulation.pk})
+    thread = start_job_thread(job)
+    folder = paths.simulation_folder(simulation.pk)
+
+    def training() -> bool:
+        job.refresh_from_db()
+        return "training" in job.message
+
+    wait_until(training, timeout=300, interval=0.5, message="the snapshot's first round to train")
+    assert processes_running(str(folder)), "the snapshot's process is not running"
+    job.request_cancel()
+    thread.join(timeout=120)
+    job.refresh_from_db()
+    simulation.refresh_from_db()
+    assert job.state == JobState.CANCELLED and simulation.state == SimulationState.CANCELLED
+    wait_until(
+        lambda: not processes_running(str(folder)), timeout=30, message="the snapshot's process to end"
+    )
+    assert simulation.round_records.count() == 0  # it was stopped inside round 1
