@@ -18,6 +18,37 @@ from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Fixtures through which a test reaches the database (and, with a worker, the broker).
+DATABASE_FIXTURES = {
+    "db",
+    "transactional_db",
+    "django_db_reset_sequences",
+    "django_db_serialized_rollback",
+    "live_server",
+}
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption(
+        "--database-tests-only",
+        action="store_true",
+        help="only the tests that use the database (CI's second pass, on PostgreSQL and Redis: the plain ML "
+        "and file-format tests ran in the first pass and touch neither)",
+    )
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    if not config.getoption("--database-tests-only"):
+        return
+    keep, skip = [], []
+    for item in items:
+        uses_database = item.get_closest_marker("django_db") is not None or bool(
+            DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        )
+        (keep if uses_database else skip).append(item)
+    config.hook.pytest_deselected(items=skip)
+    items[:] = keep
+
 
 @pytest.fixture
 def data_dir(settings, tmp_path: Path) -> Path:
