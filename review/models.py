@@ -55,6 +55,23 @@ class Simulation(models.Model):
     def policy_label(self) -> str:
         return f"{self.policy} (error rate {self.error_rate:g})" if self.policy == "noisy" else self.policy
 
+    def reconcile(self) -> Simulation:
+        """Follow a job that ended without its handler: cancelled while still queued, or reaped after its
+        worker died. Without this the simulation would show "Running" (and its page poll) for ever."""
+        from jobs.models import ACTIVE_STATES, JobState
+
+        if self.state != SimulationState.RUNNING or self.job_id is None or self.job.state in ACTIVE_STATES:
+            return self
+        state, message = {
+            JobState.CANCELLED: (SimulationState.CANCELLED, "Cancelled; the rounds recorded so far stay"),
+            JobState.SUCCEEDED: (SimulationState.FINISHED, self.job.message or "Finished"),
+        }.get(self.job.state, (SimulationState.FAILED, f"Failed: {self.job.message or 'the job stopped'}"))
+        Simulation.objects.filter(pk=self.pk, state=SimulationState.RUNNING).update(
+            state=state, message=message[:500], finished_at=self.job.finished_at
+        )
+        self.refresh_from_db()
+        return self
+
 
 class SimulatedRound(models.Model):
     """One round: the proposals of `reviewed_version` answered from the truth, then the next round trained."""

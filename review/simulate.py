@@ -29,14 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from jobs.progress import JobRefused, ProgressCallback
 from workbench import paths
 
 from .models import SimulatedRound, Simulation, SimulationState
-from .simulation import ORDERS, POLICIES, Truth
+from .simulation import ORDERS, POLICIES, Truth, discovered
 
 SIMULATED_USER = "simulated-historian"
 PROMOTION_RULES = ("gate", "always")
@@ -74,28 +74,55 @@ def check_settings(
         raise ValueError(f"rounds must be between 1 and 50, got {rounds}")
     if not 1 <= per_round <= 100_000:
         raise ValueError(f"proposals per round must be between 1 and 100,000, got {per_round}")
+    # A misspelt key would silently run with the defaults; "model" is the simulation's own (the active one).
+    unknown_cluster = sorted(set(cluster) - {"algorithm", *ClusteringParams.tunable()})
+    if unknown_cluster:
+        raise ValueError(
+            f"unknown clustering parameter(s) {', '.join(unknown_cluster)}; known: algorithm, "
+            f"{', '.join(ClusteringParams.tunable())}"
+        )
     ClusteringParams.from_values(cluster).resolved()
-    known = set(train_option_names())
-    unknown = sorted(set(train) - known)
+    options = train_options()
+    unknown = sorted(set(train) - set(options))
     if unknown:
         raise ValueError(
-            f"unknown training option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            f"unknown training option(s) {', '.join(unknown)}; known: {', '.join(sorted(options))}"
         )
+    for name, value in train.items():
+        check_train_value(name, value, options[name])
 
 
-def train_option_names() -> list[str]:
-    """The `TrainConfig` fields a round may override (what `train_round` takes), without loading torch."""
+def train_options() -> dict[str, str]:
+    """The `TrainConfig` fields a round may override (what `train_round` takes) with their declared types,
+    read from the source so that checking a request does not load torch."""
     import ast
 
     source = (Path(__file__).resolve().parent.parent / "training" / "trainer.py").read_text()
     for node in ast.parse(source).body:
         if isinstance(node, ast.ClassDef) and node.name == "TrainConfig":
-            return [
-                item.target.id
+            return {
+                item.target.id: ast.unparse(item.annotation)
                 for item in node.body
                 if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)
-            ]
+            }
     raise RuntimeError("training.trainer has no TrainConfig")
+
+
+def check_train_value(name: str, value: Any, annotation: str) -> None:
+    """A value of the option's declared type (checked now, not hours later inside the snapshot)."""
+    kinds = {part.strip() for part in annotation.split("|")}
+    if value is None and "None" in kinds:
+        return
+    if isinstance(value, bool):
+        fits = "bool" in kinds
+    elif isinstance(value, int):
+        fits = bool(kinds & {"int", "float"})
+    elif isinstance(value, float):
+        fits = "float" in kinds and math.isfinite(value)
+    else:
+        fits = isinstance(value, str) and "str" in kinds
+    if not fits:
+        raise ValueError(f"training option {name} must be {annotation.replace(' | ', ' or ')}, got {value!r}")
 
 
 def start(
@@ -140,6 +167,15 @@ def start(
         raise ValueError(
             f"none of the truth file's connections joins two artworks of the collection "
             f"({len(known_ids)} of its {len(truth.group_of)} artworks are imported)"
+        )
+    component_of, _ = known_state()
+    reachable = [(a, b) for a, b in truth.pairs if a in known_ids and b in known_ids]
+    if not reachable:
+        raise ValueError("none of the truth file's connections joins two artworks of the collection")
+    if not set(reachable) - discovered(reachable, component_of):
+        raise ValueError(
+            f"all {len(reachable)} of the truth file's connections between imported artworks are known "
+            "already: nothing is left to discover"
         )
     return Simulation.objects.create(
         truth_file=str(truth_file),
@@ -201,20 +237,29 @@ def write_snapshot(simulation: Simulation, folder: Path) -> dict[str, Any]:
                 row["fields"][name] = None
         return out
 
-    users = rows(
-        get_user_model().objects.all(),
-        fields=["username", "password", "is_staff", "is_superuser", "is_active", "date_joined"],
-    )
-    objects = [
-        *users,
-        *rows(Collection.objects.all()),
-        *rows(ImportRecord.objects.all(), clear=("job",)),
-        *rows(Artwork.objects.all()),
-        *rows(ConnectionDecision.objects.all()),
-        *rows(Retraction.objects.all()),
-        *rows(Connection.objects.all()),
-        *rows(type(version).objects.filter(pk=version.pk), clear=("job", "parent")),
-    ]
+    # One read of every table: a decision or import committed between two of them would leave a row
+    # pointing at one the snapshot lacks, and its loaddata would fail. SQLite's transaction reads one
+    # snapshot from its first read on; PostgreSQL's default (read committed) needs repeatable read.
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        users = rows(
+            get_user_model().objects.all(),
+            fields=["username", "password", "is_staff", "is_superuser", "is_active", "date_joined"],
+        )
+        for user in users:
+            user["fields"]["password"] = "!"  # unusable: the snapshot folder keeps no password hash
+        objects = [
+            *users,
+            *rows(Collection.objects.all()),
+            *rows(ImportRecord.objects.all(), clear=("job",)),
+            *rows(Artwork.objects.all()),
+            *rows(ConnectionDecision.objects.all()),
+            *rows(Retraction.objects.all()),
+            *rows(Connection.objects.all()),
+            *rows(type(version).objects.filter(pk=version.pk), clear=("job", "parent")),
+        ]
     from django.core.serializers.json import DjangoJSONEncoder
 
     (folder / "snapshot.json").write_text(json.dumps(objects, cls=DjangoJSONEncoder))
@@ -242,9 +287,21 @@ def run(simulation: Simulation, progress: ProgressCallback, log: Callable[[str],
     simulation.state, simulation.message = SimulationState.RUNNING, "Copying the collection into a snapshot"
     simulation.save(update_fields=["sandbox", "state", "message"])
     progress(0.0, "copying the collection into a snapshot")
+    # The truth is the file as it was when the simulation was started: a copy in the snapshot, checked
+    # against the recorded hash, so that editing or moving the original cannot change what is measured.
+    truth_copy = folder / "truth.csv"
+    try:
+        shutil.copyfile(simulation.truth_file, truth_copy)
+    except OSError as exc:
+        raise JobRefused(f"cannot read the truth file {simulation.truth_file}: {exc.strerror}") from None
+    if hashlib.sha256(truth_copy.read_bytes()).hexdigest() != simulation.truth_sha256:
+        raise JobRefused(
+            f"the truth file {simulation.truth_file} changed since the simulation was started; "
+            "start a new simulation to measure against it"
+        )
     snapshot = write_snapshot(simulation, folder)
     spec = {
-        "truth_file": simulation.truth_file,
+        "truth_file": str(truth_copy),
         "policy": simulation.policy,
         "error_rate": simulation.error_rate,
         "order": simulation.order,
@@ -309,7 +366,7 @@ def run(simulation: Simulation, progress: ProgressCallback, log: Callable[[str],
     records = list(simulation.round_records.order_by("number"))
     last = records[-1] if records else None
     summary = f"{len(records)} simulated rounds in {elapsed / 60:.1f} min: " + (
-        f"{last.figures.get('discovered_share', 0) * 100:.0f}% of the hidden connections found, "
+        f"{(last.discovered_share or 0) * 100:.0f}% of the hidden connections found, "
         f"confirmed share by round {', '.join(fmt(r.share_confirmed) for r in records)}"
         if last
         else "no round"
@@ -430,6 +487,23 @@ class StepClock:
         }
 
 
+def exit_with_parent() -> None:
+    """Stop when the worker that started this process dies (SIGKILL at shutdown, the OOM killer): the child
+    runs in a session of its own, so nothing else would stop it writing into a snapshot that the job's next
+    run removes."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(2.0)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def run_job_here(kind: str, params: dict[str, Any], sinks=()) -> dict[str, Any]:
     """A step of the round pipeline as a job row of the snapshot, run in this process."""
     from jobs.models import Job, JobState
@@ -467,6 +541,7 @@ def run_in_sandbox(folder: Path) -> None:
     from .simulation import RoundFigures, answer, discovered, ordered, wrong_decisions
 
     spec = json.loads((folder / "spec.json").read_text())
+    exit_with_parent()
     emit({"progress": 0.0, "message": "loading the snapshot"})
     call_command("migrate", verbosity=0, interactive=False)
     call_command("loaddata", str(folder / "snapshot.json"), verbosity=0)
@@ -496,9 +571,12 @@ def run_in_sandbox(folder: Path) -> None:
     def step(r: int, part: float, message: str) -> None:
         emit({"progress": min(1.0, (r - 1 + part) / rounds), "message": f"round {r}/{rounds}: {message}"})
 
+    def clustering(r: int, start: float, span: float) -> StepClock:
+        return StepClock(lambda f, m: step(r, start + span * f, f"clustering: {m}"))
+
     step(1, 0.0, "clustering the active model's signatures")
     cluster_started = time.monotonic()
-    run_job_here("cluster", cluster_params)
+    run_job_here("cluster", cluster_params, sinks=[clustering(1, 0.0, 0.0)])
     first_cluster_s = time.monotonic() - cluster_started
     found_before = discovered(hidden, component_of)
     reviewed_total = 0
@@ -514,7 +592,11 @@ def run_in_sandbox(folder: Path) -> None:
         first_decision = ConnectionDecision.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
         counts = {"confirmed": 0, "confirmed_whole": 0, "rejected": 0, "skipped": 0}
         reviewed = ordered(queue, spec["order"], rng)[:per_round]
-        for item in reviewed:
+        reported_at = time.monotonic()
+        for position, item in enumerate(reviewed):
+            if time.monotonic() - reported_at >= 1.0:  # each line lets the workbench's side see a cancel
+                step(r, 0.3 * position / len(reviewed), f"reviewed {position} of {len(reviewed)} proposals")
+                reported_at = time.monotonic()
             members = list(
                 run.proposals.get(pk=item["id"])
                 .members.order_by("position")
@@ -577,7 +659,7 @@ def run_in_sandbox(folder: Path) -> None:
             new_version.activate()  # a curator who promotes every round (`promote_model`)
         step(r, 0.9, "clustering")
         cluster_started = time.monotonic()
-        run_job_here("cluster", cluster_params)
+        run_job_here("cluster", cluster_params, sinks=[clustering(r, 0.9, 0.1)])
         cluster_s = time.monotonic() - cluster_started
         current = active_version()
         emit(

@@ -345,7 +345,12 @@ def simulations(request: HttpRequest) -> HttpResponse:
                     ),
                     "found": records[-1].discovered_share if records else None,
                 }
-                for s in Simulation.objects.prefetch_related("round_records")
+                for s in (
+                    simulation.reconcile()
+                    for simulation in Simulation.objects.select_related("job").prefetch_related(
+                        "round_records"
+                    )
+                )
             ],
             "policies": POLICIES,
             "orders": ORDERS,
@@ -403,7 +408,7 @@ def start_simulation(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def simulation_detail(request: HttpRequest, simulation_id: int) -> HttpResponse:
-    simulation = get_object_or_404(Simulation.objects.select_related("job"), pk=simulation_id)
+    simulation = get_object_or_404(Simulation.objects.select_related("job"), pk=simulation_id).reconcile()
     rows = simulation_rows(simulation)
     start = simulation.start or {}
     return render(
@@ -421,7 +426,7 @@ def simulation_detail(request: HttpRequest, simulation_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def simulation_json(request: HttpRequest, simulation_id: int) -> JsonResponse:
-    simulation = get_object_or_404(Simulation, pk=simulation_id)
+    simulation = get_object_or_404(Simulation.objects.select_related("job"), pk=simulation_id).reconcile()
     return JsonResponse(
         {
             "id": simulation.pk,

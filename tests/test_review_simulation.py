@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -222,6 +223,16 @@ def test_bad_simulation_requests_are_refused_before_anything_is_written(demo, tm
     strangers = tmp_path / "strangers.csv"
     strangers.write_text("img1,img2,type\nx,y,POSITIVE\n")
     cases.append((["--truth", str(strangers)], "none of the truth file's connections"))
+    # Values checked now rather than hours later inside the snapshot; keys never silently ignored.
+    cases += [
+        (["--truth", str(truth), "--train", "epochs=2.5"], "training option epochs must be int"),
+        (["--truth", str(truth), "--train", "lr=NaN"], "lr must be a finite number"),
+        (["--truth", str(truth), "--train", "weights_file=3"], "weights_file must be str or None"),
+        (["--truth", str(truth), "--cluster", "maxeps=0.3"], "unknown clustering parameter.*maxeps"),
+        (["--truth", str(truth), "--cluster", "model=v9"], "unknown clustering parameter.*model"),
+        # Every connection of this truth is imported as known: nothing to discover.
+        (["--truth", str(demo.folder / "connections_known.csv")], "nothing is left to discover"),
+    ]
     for arguments, message in cases:
         with pytest.raises(CommandError, match=message):
             call_command("simulate_review", *arguments, "--inline", stdout=io.StringIO())
@@ -288,3 +299,60 @@ def test_cancelling_a_simulation_stops_its_snapshot_process(demo):
         lambda: not processes_running(str(folder)), timeout=30, message="the snapshot's process to end"
     )
     assert simulation.round_records.count() == 0  # it was stopped inside round 1
+
+
+@pytest.mark.django_db
+def test_a_simulation_follows_a_job_that_ended_without_it(demo, client):
+    """Cancelled while queued, or reaped after its worker died: the handler never ran, and the simulation
+    must not show "Running" (and its page poll) for ever."""
+    client.force_login(User.objects.create_user("reader"))
+    truth = demo.folder / "ground_truth.csv"
+    queued = simulate.start(truth, rounds=1)
+    queued.job = Job.objects.create(kind="simulate_review", params={"simulation": queued.pk})
+    queued.save()
+    reaped = simulate.start(truth, rounds=1)
+    reaped.job = Job.objects.create(kind="simulate_review", params={"simulation": reaped.pk})
+    reaped.save()
+    assert client.get(f"/review/simulations/{queued.pk}.json").json()["state"] == "running"
+
+    queued.job.request_cancel()
+    Job.objects.filter(pk=reaped.job_id).update(state=JobState.FAILED, message="Worker stopped responding")
+    assert client.get(f"/review/simulations/{queued.pk}.json").json()["state"] == "cancelled"
+    page = client.get(f"/review/simulations/{reaped.pk}/").content.decode()
+    assert 'data-state="failed"' in page and "Worker stopped responding" in page
+    reaped.refresh_from_db()
+    assert reaped.state == SimulationState.FAILED
+    listing = io.StringIO()
+    call_command("simulate_review", "--list", stdout=listing)
+    assert listing.getvalue().count("cancelled") == 1 and listing.getvalue().count("failed") == 1
+    call_command("simulate_review", "--delete", str(queued.pk), stdout=io.StringIO())  # no longer running
+
+
+@pytest.mark.django_db
+def test_the_truth_is_the_file_as_it_was_at_the_start(demo, tmp_path):
+    truth = tmp_path / "truth.csv"
+    shutil.copyfile(demo.folder / "ground_truth.csv", truth)
+    simulation = simulate.start(truth, rounds=1)
+    with truth.open("a") as handle:
+        handle.write("someone,else,POSITIVE\n")
+    job = Job.objects.create(kind="simulate_review", params={"simulation": simulation.pk})
+    from jobs.runner import execute
+
+    execute(job, follow_ups="none")
+    job.refresh_from_db()
+    simulation.refresh_from_db()
+    assert job.state == JobState.FAILED and "changed since the simulation was started" in job.message
+    assert simulation.state == SimulationState.FAILED and not simulation.round_records.exists()
+
+
+@pytest.mark.django_db
+def test_the_snapshot_keeps_no_password_hash(demo, tmp_path):
+    User.objects.create_user("historian", password="a long secret passphrase")
+    simulation = simulate.start(demo.folder / "ground_truth.csv", rounds=1)
+    simulate.write_snapshot(simulation, tmp_path / "snapshot")
+    users = [
+        row["fields"]
+        for row in json.loads((tmp_path / "snapshot" / "snapshot.json").read_text())
+        if row["model"] == "auth.user"
+    ]
+    assert [u["username"] for u in users] == ["historian"] and {u["password"] for u in users} == {"!"}

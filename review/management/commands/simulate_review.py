@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -20,9 +21,13 @@ def key_values(pairs: list[str] | None, option: str) -> dict:
         if not sep or not key.strip():
             raise CommandError(f"{option} takes KEY=VALUE, got {pair!r}")
         try:
-            out[key.strip().replace("-", "_")] = json.loads(raw)
+            value = json.loads(raw)
         except json.JSONDecodeError:
-            out[key.strip().replace("-", "_")] = raw
+            value = raw
+        if isinstance(value, float) and not math.isfinite(value):
+            # json.loads takes NaN and Infinity; the database refuses them in JSON: a traceback.
+            raise CommandError(f"{option} {key.strip()} must be a finite number, got {raw!r}")
+        out[key.strip().replace("-", "_")] = value
     return out
 
 
@@ -96,11 +101,11 @@ class Command(BaseCommand):
             simulate.run_in_sandbox(Path(options["sandbox"]))
             return
         if options["list"]:
-            for simulation in Simulation.objects.order_by("pk"):
-                print_rounds(self, simulation)
+            for simulation in Simulation.objects.select_related("job").order_by("pk"):
+                print_rounds(self, simulation.reconcile())
             return
         if options["delete"] is not None:
-            simulation = Simulation.objects.filter(pk=options["delete"]).first()
+            simulation = Simulation.objects.select_related("job").filter(pk=options["delete"]).first()
             if simulation is None:
                 raise CommandError(f"no simulation {options['delete']}")
             try:
