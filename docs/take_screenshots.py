@@ -71,6 +71,12 @@ def main() -> None:
         page.goto(f"/search/?artwork={artwork}")
         page.wait_for_load_state("networkidle")
         page.screenshot(path=OUT / "search.png", full_page=True)
+        page.goto("/review/simulations/")
+        simulation = page.locator("a[href^='/review/simulations/'][href$='/']").last
+        if simulation.count():  # a simulated review was run (simulate_review, bench/loop_yield.py --keep)
+            simulation.click()
+            page.wait_for_selector("#discovery-plot")
+            page.screenshot(path=OUT / "simulation.png", full_page=True)
         browser.close()
     print(f"screenshots in {OUT}")
 

@@ -17,6 +17,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from annotations.models import ConnectionDecision, DecisionSource
+from clustering.algorithms import DEFAULTS, ClusteringParams
 from clustering.models import ClusteringRun, Proposal, ProposalMember, ProposalStatus
 from clustering.proposals import KINDS
 from training.search import MAX_VERIFIED_MEMBERS, verify_group
@@ -355,6 +356,7 @@ def simulations(request: HttpRequest) -> HttpResponse:
             "policies": POLICIES,
             "orders": ORDERS,
             "demo_truth": (paths.demo_folder() / "ground_truth.csv").is_file(),
+            "default_max_eps": DEFAULTS["optics"]["max_eps"],
         },
     )
 
@@ -385,8 +387,11 @@ def start_simulation(request: HttpRequest) -> HttpResponse:
         error_percent = params.integer(
             request.POST.get("error_percent", "0") or "0", "error rate (%)", low=0, high=50
         )
+        # Parsed here, so that the simulation records the number (ValueError names the valid range).
+        cluster = ClusteringParams.from_values({"max_eps": request.POST.get("max_eps", "")}).given()
         simulation = simulate.start(
             truth,
+            cluster=cluster,
             policy=policy,
             error_rate=error_percent / 100 if policy == "noisy" else 0.0,
             order=order,

@@ -248,8 +248,17 @@ def test_bad_simulation_requests_are_refused_before_anything_is_written(demo, tm
     assert "Rounds must be a whole number from 1 to 50" in response.content.decode()
     assert client.post("/review/simulations/start", {"rounds": "three"}).status_code == 400
     assert client.post("/review/simulations/start", {"policy": "lenient"}).status_code == 400
+    response = client.post("/review/simulations/start", {"policy": "exact", "max_eps": "seven"}, follow=True)
+    assert "Max_eps must be" in response.content.decode()
     assert not Simulation.objects.exists()
-    form = {"policy": "noisy", "error_percent": "20", "rounds": "2", "per_round": "5", "order": "confidence"}
+    form = {
+        "policy": "noisy",
+        "error_percent": "20",
+        "rounds": "2",
+        "per_round": "5",
+        "order": "confidence",
+        "max_eps": "0.3",
+    }
     response = client.post("/review/simulations/start", form)
     simulation = Simulation.objects.get()
     assert response.status_code == 302 and response.url == f"/review/simulations/{simulation.pk}/"
@@ -259,6 +268,7 @@ def test_bad_simulation_requests_are_refused_before_anything_is_written(demo, tm
         2,
         5,
     )
+    assert simulation.parameters["cluster"] == {"max_eps": 0.3}
     assert simulation.job.kind == "simulate_review" and simulation.job.params == {"simulation": simulation.pk}
 
 
