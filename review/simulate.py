@@ -36,7 +36,7 @@ from jobs.progress import JobRefused, ProgressCallback
 from workbench import paths
 
 from .models import SimulatedRound, Simulation, SimulationState
-from .simulation import ORDERS, POLICIES, Truth, discovered
+from .simulation import ORDERS, POLICIES, Truth, hidden_pairs
 
 SIMULATED_USER = "simulated-historian"
 PROMOTION_RULES = ("gate", "always")
@@ -168,11 +168,10 @@ def start(
             f"none of the truth file's connections joins two artworks of the collection "
             f"({len(known_ids)} of its {len(truth.group_of)} artworks are imported)"
         )
-    component_of, _ = known_state()
-    reachable = [(a, b) for a, b in truth.pairs if a in known_ids and b in known_ids]
+    reachable, hidden = hidden_pairs(truth, known_ids, known_state()[0])
     if not reachable:
         raise ValueError("none of the truth file's connections joins two artworks of the collection")
-    if not set(reachable) - discovered(reachable, component_of):
+    if not hidden:
         raise ValueError(
             f"all {len(reachable)} of the truth file's connections between imported artworks are known "
             "already: nothing is left to discover"
@@ -548,10 +547,10 @@ def run_in_sandbox(folder: Path) -> None:
     user, _ = get_user_model().objects.get_or_create(username=SIMULATED_USER)
     truth = Truth.load(Path(spec["truth_file"]))
     rng = random.Random(spec["seed"])
-    in_collection = set(Artwork.objects.values_list("external_id", flat=True))
-    reachable = {pair for pair in truth.pairs if pair[0] in in_collection and pair[1] in in_collection}
     component_of, linked = known_state()
-    hidden = reachable - discovered(reachable, component_of)
+    reachable, hidden = hidden_pairs(
+        truth, Artwork.objects.values_list("external_id", flat=True), component_of
+    )
     emit(
         {
             "start": {

@@ -159,6 +159,16 @@ def discovered(pairs: Iterable[Pair], known_component_of: Mapping[str, int]) -> 
     return found
 
 
+def hidden_pairs(
+    truth: Truth, imported: Iterable[str], known_component_of: Mapping[str, int]
+) -> tuple[set[Pair], set[Pair]]:
+    """The truth's pairs between imported artworks, and those of them the known links do not join yet
+    (what a simulation has to discover)."""
+    imported = set(imported)
+    reachable = {pair for pair in truth.pairs if pair[0] in imported and pair[1] in imported}
+    return reachable, reachable - discovered(reachable, known_component_of)
+
+
 @dataclass
 class RoundFigures:
     """What one round of review yielded, against the truth (the per-round record)."""

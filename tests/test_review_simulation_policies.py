@@ -15,6 +15,7 @@ from review.simulation import (
     answer,
     components_by_id,
     discovered,
+    hidden_pairs,
     ordered,
     wrong_decisions,
 )
@@ -84,6 +85,18 @@ def test_discovered_counts_pairs_joined_through_chains():
     known = components_by_id([("a", "x"), ("x", "b"), ("d", "e")])
     assert discovered(TRUTH.pairs, known) == {("a", "b"), ("d", "e")}
     assert discovered(TRUTH.pairs, {}) == set()
+
+
+def test_hidden_pairs_are_the_imported_pairs_not_joined_yet():
+    # c is not imported: (b, c) cannot be discovered; (d, e) is known already; only (a, b) is hidden.
+    known = components_by_id([("d", "e")])
+    reachable, hidden = hidden_pairs(TRUTH, ["a", "b", "d", "e", "f"], known)
+    assert reachable == {("a", "b"), ("d", "e")} and hidden == {("a", "b")}
+    assert hidden_pairs(TRUTH, ["a", "b", "c", "d", "e"], components_by_id([("a", "c")]))[1] == {
+        ("a", "b"),
+        ("b", "c"),
+        ("d", "e"),
+    }
 
 
 def test_wrong_decisions():
