@@ -239,8 +239,11 @@ def write_snapshot(simulation: Simulation, folder: Path) -> dict[str, Any]:
     # One read of every table: a decision or import committed between two of them would leave a row
     # pointing at one the snapshot lacks, and its loaddata would fail. SQLite's transaction reads one
     # snapshot from its first read on; PostgreSQL's default (read committed) needs repeatable read.
+    # Only a transaction's first statement may set its isolation: inside a caller's transaction (a test's),
+    # the snapshot reads in that one.
+    outermost = not connection.in_atomic_block
     with transaction.atomic():
-        if connection.vendor == "postgresql":
+        if connection.vendor == "postgresql" and outermost:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         users = rows(
