@@ -277,6 +277,11 @@ def simulation_rows(simulation: Simulation) -> list[dict]:
             "links_per_proposal": r.links_per_proposal,
             "discovered_share": r.discovered_share,
             "wrong_links_accepted": r.wrong_links_accepted,
+            # Every member right: the reviewer confirmed without unticking anyone (closer to the thesis's
+            # "confirmed correct" than a partial confirmation is).
+            "share_confirmed_whole": (
+                r.figures.get("confirmed_whole", 0) / r.proposals_reviewed if r.proposals_reviewed else None
+            ),
             **{
                 key: value
                 for key, value in r.figures.items()
@@ -325,7 +330,13 @@ def discovery_plot(rows: list[dict], start_share: float = 0.0) -> dict:
         "top": PLOT_MARGIN,
         "bottom": PLOT_HEIGHT - PLOT_MARGIN,
         "ticks": [{"y": at(0, v)[1], "label": f"{v * 100:.0f}%"} for v in (0.0, 0.25, 0.5, 0.75, 1.0)],
+        "x_ticks": [{"x": at(x, 0)[0], "label": x} for x in range(0, x_max + 1, x_step(x_max))],
     }
+
+
+def x_step(x_max: int) -> int:
+    """A round step between tick labels, at most 8 of them."""
+    return next((size for size in (1, 2, 5, 10, 20, 25, 50, 100, 200, 500) if x_max / size <= 8), 1000)
 
 
 @login_required

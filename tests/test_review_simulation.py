@@ -162,6 +162,10 @@ def test_two_simulated_rounds_on_a_worker_match_the_truth(demo, celery_worker_pr
     assert page.count('<tr data-round="') == 2 and page.count('class="round-marker"') == 2
     data = client.get(f"/review/simulations/{simulation.pk}.json").json()
     assert [r["true_links_gained"] for r in data["rounds"]] == [r.true_links_gained for r in records]
+    whole = [status for status in statuses if status == "confirmed"]  # as shown, nobody unticked
+    assert sum(r["share_confirmed_whole"] * r["proposals_reviewed"] for r in data["rounds"]) == pytest.approx(
+        len(whole)
+    )
     assert data["state"] == "finished" and data["start"]["hidden"] == len(hidden)
 
     # One command removes it, snapshot and records.
