@@ -217,12 +217,11 @@ def print_rounds(dataset: str, variant: str, arguments: list[str], report: dict,
         val = (r.get("reviewed_version_metrics") or {}).get("val") or {}
         ci = (val.get("ci") or {}).get("map")
         interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
-        # Whole: every member was right (the reviewer confirmed without unticking anyone).
-        whole = r["confirmed_whole"] / r["proposals_reviewed"] if r["proposals_reviewed"] else None
         print(
             f"| {r['round']} | {r['reviewed_version']} | {r['proposals_shown']} "
             f"| {r['proposals_reviewed']} | "
-            f"{fmt(r['share_confirmed'])} ({fmt(whole)}) | {fmt(r['links_per_proposal'])} | "
+            f"{fmt(r['share_confirmed'])} ({fmt(r['share_confirmed_whole'])}) | "
+            f"{fmt(r['links_per_proposal'])} | "
             f"{fmt(r['discovered_share'], 3)} ({r['discovered']}/{r['hidden_total']}) | "
             f"{r['wrong_links_accepted']} | {fmt(val.get('map'), 3)}{interval} | "
             f"{r.get('trained_version') or 'nothing new'}{': ' + r['gate'] if r.get('gate') else ''} | "

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
+
+CANCELLED_MESSAGE = "Cancelled; the rounds recorded so far stay"
 
 
 class SimulationState(models.TextChoices):
@@ -63,14 +66,20 @@ class Simulation(models.Model):
         if self.state != SimulationState.RUNNING or self.job_id is None or self.job.state in ACTIVE_STATES:
             return self
         state, message = {
-            JobState.CANCELLED: (SimulationState.CANCELLED, "Cancelled; the rounds recorded so far stay"),
+            JobState.CANCELLED: (SimulationState.CANCELLED, CANCELLED_MESSAGE),
             JobState.SUCCEEDED: (SimulationState.FINISHED, self.job.message or "Finished"),
         }.get(self.job.state, (SimulationState.FAILED, f"Failed: {self.job.message or 'the job stopped'}"))
-        Simulation.objects.filter(pk=self.pk, state=SimulationState.RUNNING).update(
-            state=state, message=message[:500], finished_at=self.job.finished_at
-        )
+        self.finish(state, message, self.job.finished_at, if_running=True)
         self.refresh_from_db()
         return self
+
+    def finish(self, state: str, message: str, finished_at=None, *, if_running: bool = False) -> None:
+        """Record how the simulation ended (now, unless `finished_at` says when); `if_running`: only if
+        nothing has recorded an end yet."""
+        rows = Simulation.objects.filter(pk=self.pk)
+        if if_running:
+            rows = rows.filter(state=SimulationState.RUNNING)
+        rows.update(state=state, message=message[:500], finished_at=finished_at or timezone.now())
 
 
 class SimulatedRound(models.Model):

@@ -30,7 +30,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.utils import timezone
 
 from jobs.progress import JobRefused, ProgressCallback
 from workbench import paths
@@ -163,14 +162,12 @@ def start(
     known_ids = set(
         Artwork.objects.filter(external_id__in=list(truth.group_of)).values_list("external_id", flat=True)
     )
-    if len(known_ids) < 2:
+    reachable, hidden = hidden_pairs(truth, known_ids, known_state()[0])
+    if not reachable:
         raise ValueError(
             f"none of the truth file's connections joins two artworks of the collection "
             f"({len(known_ids)} of its {len(truth.group_of)} artworks are imported)"
         )
-    reachable, hidden = hidden_pairs(truth, known_ids, known_state()[0])
-    if not reachable:
-        raise ValueError("none of the truth file's connections joins two artworks of the collection")
     if not hidden:
         raise ValueError(
             f"all {len(reachable)} of the truth file's connections between imported artworks are known "
@@ -430,12 +427,6 @@ def store_round(simulation: Simulation, record: dict[str, Any]) -> SimulatedRoun
         discovered_share=record["discovered_share"],
         wrong_links_accepted=record["wrong_links_accepted"],
         figures=record,
-    )
-
-
-def finish(simulation: Simulation, state: str, message: str) -> None:
-    Simulation.objects.filter(pk=simulation.pk).update(
-        state=state, message=message[:500], finished_at=timezone.now()
     )
 
 

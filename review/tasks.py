@@ -5,7 +5,7 @@ from __future__ import annotations
 from jobs.progress import JobCancelled, JobRefused
 from jobs.registry import job_handler
 
-from .models import Simulation, SimulationState
+from .models import CANCELLED_MESSAGE, Simulation, SimulationState
 
 
 @job_handler("simulate_review")
@@ -21,10 +21,10 @@ def simulate_review_job(job, progress, log) -> dict:
     try:
         result = simulate.run(simulation, progress, log)
     except JobCancelled:
-        simulate.finish(simulation, SimulationState.CANCELLED, "Cancelled; the rounds recorded so far stay")
+        simulation.finish(SimulationState.CANCELLED, CANCELLED_MESSAGE)
         raise
     except BaseException as exc:
-        simulate.finish(simulation, SimulationState.FAILED, f"Failed: {exc}")
+        simulation.finish(SimulationState.FAILED, f"Failed: {exc}")
         raise
-    simulate.finish(simulation, SimulationState.FINISHED, result["summary"])
+    simulation.finish(SimulationState.FINISHED, result["summary"])
     return result
