@@ -16,6 +16,9 @@ Strength, per algorithm:
 Cosine distances throughout. HDBSCAN works in Euclidean space; on L2-normalised vectors the Euclidean distance
 is sqrt(2 · cosine distance), a monotone function of it, so the hierarchy is the cosine one. PCA (optional,
 fitted on the signatures being clustered) is followed by a new L2 normalisation.
+
+OPTICS and DBSCAN also take spatially verified pairs into their graph (`verify_top`, `clustering.verified`):
+the caller passes a `Verifier`, since counting inliers needs the images.
 """
 
 from __future__ import annotations
@@ -33,13 +36,22 @@ from jobs.progress import no_progress
 
 from .neighbours import NeighbourGraph, normalise, radius_graph
 from .optics import optics
+from .verified import Verifier, verify, with_verified_edges
 
 ALGORITHMS = ("optics", "dbscan", "hdbscan")
 # methods.md §1: OPTICS on the raw signatures, cosine, max_eps 0.13, min_samples 2, xi 0.05 (scikit-learn
-# defaults otherwise); DBSCAN compared at eps 0.08, min_samples 2.
+# defaults otherwise); DBSCAN compared at eps 0.08, min_samples 2. verify_top is ours (clustering.verified):
+# the 10 nearest neighbours of each signature are spatially verified; 0 turns it off.
+VERIFY_TOP = 10
 DEFAULTS: dict[str, dict] = {
-    "optics": {"max_eps": 0.13, "min_samples": 2, "xi": 0.05, "min_cluster_size": None},
-    "dbscan": {"max_eps": 0.08, "min_samples": 2},
+    "optics": {
+        "max_eps": 0.13,
+        "min_samples": 2,
+        "xi": 0.05,
+        "min_cluster_size": None,
+        "verify_top": VERIFY_TOP,
+    },
+    "dbscan": {"max_eps": 0.08, "min_samples": 2, "verify_top": VERIFY_TOP},
     "hdbscan": {"min_cluster_size": 2, "min_samples": 2},
 }
 # The valid range of every parameter, checked before any work (the web form, the command, the job): out of
@@ -51,6 +63,7 @@ WHOLE_RANGES: dict[str, tuple[int, int]] = {
     "min_samples": (2, MAX_NEIGHBOURHOOD),
     "min_cluster_size": (2, MAX_NEIGHBOURHOOD),
     "pca": (2, 4096),
+    "verify_top": (0, 100),  # 100 verifications per signature: about 1.3 s each on 2 CPUs
 }
 HDBSCAN_MIN_SAMPLES = 1  # hdbscan counts the point itself differently: 1 is a valid neighbourhood there
 REAL_RANGES: dict[str, tuple[str, float, float, str]] = {  # (low bracket, low, high, high bracket)
@@ -117,6 +130,7 @@ class ClusteringParams:
     xi: float | None = None
     min_cluster_size: int | None = None
     pca: int | None = None  # number of components, None = raw signatures
+    verify_top: int | None = None  # nearest neighbours spatially verified per signature, 0 = none
 
     @classmethod
     def tunable(cls) -> dict[str, type]:
@@ -197,6 +211,7 @@ class Clustering:
     confidence: dict[int, float] = field(default_factory=dict)
     reachability: np.ndarray | None = None  # OPTICS only, in point order
     ordering: np.ndarray | None = None  # OPTICS only
+    verification: dict | None = None  # candidates and verified pairs, when verify_top was on
 
     @property
     def cluster_count(self) -> int:
@@ -309,18 +324,35 @@ def cluster(
     *,
     graph: NeighbourGraph | None = None,
     progress: Progress = no_progress,
+    verifier: Verifier | None = None,
 ) -> tuple[Clustering, NeighbourGraph | None]:
-    """Cluster `vectors` (rows = signatures) and return the clustering and the neighbour graph it used.
+    """Cluster `vectors` (rows = signatures) and return the clustering and the neighbour graph of the
+    signatures (without verified edges: the one worth caching).
 
     Pass the cached `graph` of the same vectors (and PCA setting) to skip the neighbour search; it is
-    rebuilt when missing or when its radius is smaller than max_eps.
+    rebuilt when missing or when its radius is smaller than max_eps. With verify_top above 0 (the default
+    for OPTICS and DBSCAN), `verifier` is required: it finds and counts the verified pairs.
     """
     params = params.resolved()
     params.check_size(len(vectors))
     if params.needs_graph:
-        graph = neighbour_graph(vectors, params, graph, progress=lambda f, m: progress(0.8 * f, m))
+        if params.verify_top and verifier is None:
+            raise ValueError("verify_top needs the images to verify pairs: pass a verifier, or verify_top=0")
+        if params.verify_top and verifier is not None and len(verifier.candidates) != len(vectors):
+            raise ValueError(
+                f"the verifier has {len(verifier.candidates)} candidate vectors for {len(vectors)} signatures"
+            )
+        share = 0.5 if params.verify_top else 0.8
+        graph = neighbour_graph(vectors, params, graph, progress=lambda f, m: progress(share * f, m))
+        local, verification = graph, None
+        if params.verify_top:
+            assert verifier is not None and params.max_eps is not None
+            edges = verify(verifier, params.verify_top, lambda f, m: progress(0.5 + 0.35 * f, m))
+            local = with_verified_edges(graph, edges, params.max_eps)
+            verification = edges.summary()
         progress(0.85, f"{params.algorithm}: ordering {graph.size:,} points")
-        result = run_optics(graph, params) if params.algorithm == "optics" else run_dbscan(graph, params)
+        result = run_optics(local, params) if params.algorithm == "optics" else run_dbscan(local, params)
+        result.verification = verification
     else:
         progress(0.1, "hdbscan: building the hierarchy")
         result = run_hdbscan(reduce_dimensions(vectors, params.pca), params)
@@ -347,17 +379,23 @@ class Preview:
     size_histogram: dict[str, int]
     largest: int
     seconds: float
+    verification: dict | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def preview(vectors: np.ndarray, params: ClusteringParams, graph: NeighbourGraph | None = None) -> Preview:
+def preview(
+    vectors: np.ndarray,
+    params: ClusteringParams,
+    graph: NeighbourGraph | None = None,
+    verifier: Verifier | None = None,
+) -> Preview:
     """How many clusters and how much noise `params` would give, without storing anything."""
     import time
 
     started = time.perf_counter()
-    result, _ = cluster(vectors, params, graph=graph)
+    result, _ = cluster(vectors, params, graph=graph, verifier=verifier)
     sizes = result.sizes()
     return Preview(
         cluster_count=result.cluster_count,
@@ -365,4 +403,5 @@ def preview(vectors: np.ndarray, params: ClusteringParams, graph: NeighbourGraph
         size_histogram=size_histogram(sizes),
         largest=int(sizes.max()) if len(sizes) else 0,
         seconds=time.perf_counter() - started,
+        verification=result.verification,
     )

@@ -15,8 +15,14 @@ def summary(run: ClusteringRun) -> str:
         f"{run.label} ({run.algorithm} on {run.model_version.label}): {run.cluster_count} clusters, "
         f"{run.noise_share:.0%} noise, {run.proposals.count()} proposals; held-out components "
         f"precision {fmt(heldout.get('precision'))}, recall {fmt(heldout.get('recall'))}, "
-        f"ARI {fmt(heldout.get('ari'))}"
+        f"ARI {fmt(heldout.get('ari'))}" + verified_note(run.metrics.get("verification"))
     )
+
+
+def verified_note(verification: dict | None) -> str:
+    if not verification:
+        return ""
+    return f"; {verification['verified']:,} of {verification['candidates']:,} candidate pairs verified"
 
 
 def metrics_table(run: ClusteringRun) -> str:

@@ -24,7 +24,7 @@ from workbench import paths
 
 from .algorithms import ClusteringParams, Preview
 from .assignments import save_assignments
-from .graphs import clustered, graph_for
+from .graphs import clustered, graph_for, verifier_for
 from .models import Algorithm, ClusteringRun, Proposal, ProposalMember
 from .proposals import KINDS, Draft, draft, drafts_from_clusters, review_order
 from .reports import summary
@@ -53,6 +53,8 @@ def run_clustering(
     progress(0.88, "comparing clusters with the known connections")
     known = knowledge_store.load()
     scores = run_scores(result, rows.ids, known)
+    if result.verification is not None:
+        scores["verification"] = result.verification
     ordered, already_known = drafts_from_clusters(
         rows.ids, result.labels, result.strength, result.confidence, known
     )
@@ -159,7 +161,8 @@ def preview_clustering(
     rows = signatures.of_artworks(version, collections, for_clustering=True)
     params.check_size(len(rows.ids))  # before the neighbour search, which takes minutes at 100,000
     graph = graph_for(version, rows, params) if params.needs_graph else None
-    return preview(rows.vectors, params, graph=graph)
+    verifier = verifier_for(version, rows) if params.needs_graph and params.verify_top else None
+    return preview(rows.vectors, params, graph=graph, verifier=verifier)
 
 
 def resolve_run(name: str) -> ClusteringRun:

@@ -269,7 +269,13 @@ def write_snapshot(simulation: Simulation, folder: Path) -> dict[str, Any]:
     (data / "models").mkdir(exist_ok=True)
     if model_file.is_file():
         link_file(model_file, data / "models" / model_file.name)
-    for source in (paths.signatures_folder(version.number), paths.synthetic_folder()):
+    # Local features are named by image content and replaced atomically, so linking them is safe, and
+    # the simulation's verified clustering does not compute them again.
+    for source in (
+        paths.signatures_folder(version.number),
+        paths.synthetic_folder(),
+        paths.local_features_folder(),
+    ):
         if source.is_dir():
             link_tree(source, data / source.relative_to(paths.root()))
     return {"model_version": version.label, "artworks": Artwork.objects.count()}

@@ -66,6 +66,7 @@ PLAIN_MODULES = [
     "clustering.neighbours",
     "clustering.optics",
     "clustering.proposals",
+    "clustering.verified",
     "review.simulation",
 ]
 

@@ -42,7 +42,9 @@ def groups_recovered(labels: np.ndarray, truth: np.ndarray, *, noise_may_join: b
 def test_dbscan_on_the_graph_equals_sklearn_dbscan_cosine():
     vectors, _ = blobs(1, spread=0.08)
     for eps, min_samples in ((0.08, 2), (0.15, 3), (0.3, 4)):
-        result, _ = cluster(vectors, ClusteringParams("dbscan", max_eps=eps, min_samples=min_samples))
+        result, _ = cluster(
+            vectors, ClusteringParams("dbscan", max_eps=eps, min_samples=min_samples, verify_top=0)
+        )
         reference = DBSCAN(eps=eps, min_samples=min_samples, metric="cosine").fit_predict(vectors)
         assert np.array_equal(result.labels, reference)
 
@@ -50,8 +52,8 @@ def test_dbscan_on_the_graph_equals_sklearn_dbscan_cosine():
 @pytest.mark.parametrize(
     "params",
     [
-        ClusteringParams("optics"),
-        ClusteringParams("dbscan"),
+        ClusteringParams("optics", verify_top=0),
+        ClusteringParams("dbscan", verify_top=0),
         ClusteringParams("hdbscan"),
     ],
 )
@@ -106,14 +108,14 @@ def test_strength_orders_a_tight_member_above_a_loose_one():
     loose = centre + rng.normal(scale=0.25, size=(1, 32))
     vectors = np.concatenate([tight, loose, rng.normal(size=(20, 32))])
     for algorithm in ("optics", "dbscan"):
-        result, _ = cluster(vectors, ClusteringParams(algorithm, max_eps=0.2))
+        result, _ = cluster(vectors, ClusteringParams(algorithm, max_eps=0.2, verify_top=0))
         assert result.labels[4] == result.labels[0] >= 0
         assert result.strength[4] < result.strength[:4].min()
 
 
 def test_pca_option_reduces_before_clustering():
     vectors, truth = blobs(4, dim=256)
-    result, graph = cluster(vectors, ClusteringParams("optics", pca=32, max_eps=0.1))
+    result, graph = cluster(vectors, ClusteringParams("optics", pca=32, max_eps=0.1, verify_top=0))
     assert groups_recovered(result.labels, truth)
     assert graph.size == len(vectors)
 
@@ -121,12 +123,15 @@ def test_pca_option_reduces_before_clustering():
 def test_preview_matches_the_full_run_and_reuses_the_graph():
     vectors, _ = blobs(5, spread=0.06)
     wide = radius_graph(vectors, 0.3)
-    for params in (ClusteringParams("optics"), ClusteringParams("optics", max_eps=0.25, min_samples=3)):
+    for params in (
+        ClusteringParams("optics", verify_top=0),
+        ClusteringParams("optics", max_eps=0.25, min_samples=3, verify_top=0),
+    ):
         quick = preview(vectors, params, graph=wide)
         full, used = cluster(vectors, params)
         assert quick.cluster_count == full.cluster_count and quick.noise_share == full.noise_share
         assert sum(quick.size_histogram.values()) == full.cluster_count
-    _, reused = cluster(vectors, ClusteringParams("optics", max_eps=0.2), graph=wide)
+    _, reused = cluster(vectors, ClusteringParams("optics", max_eps=0.2, verify_top=0), graph=wide)
     assert reused is wide  # no new neighbour search when the cached radius covers max_eps
 
 

@@ -90,7 +90,15 @@ def proposal_with(members: list[int], run: ClusteringRun) -> Proposal | None:
 def test_run_stores_proposals_classified_against_known_links(collection):
     run = run_clustering(collection, ClusteringParams())
     assert run.cluster_count == 3 and run.artwork_count == 20
-    assert run.params == {"algorithm": "optics", "max_eps": 0.13, "min_samples": 2, "xi": 0.05}
+    assert run.params == {
+        "algorithm": "optics",
+        "max_eps": 0.13,
+        "min_samples": 2,
+        "xi": 0.05,
+        "verify_top": 10,
+    }
+    # Each of the 20 drawn pictures' 10 nearest were verified; no two share a drawing.
+    assert run.metrics["verification"]["verified"] == 0 and run.metrics["verification"]["candidates"] >= 100
     kinds = {name: proposal_with(members, run).kind for name, members in GROUPS.items()}
     assert kinds == {"G1": "extends", "G2": "new_group", "G3": "extends"}
     g1 = proposal_with(GROUPS["G1"], run)

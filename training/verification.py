@@ -28,6 +28,8 @@ MAX_FEATURES = 800
 RATIO = 0.8
 MIN_INLIERS = 12  # below this an affine fit by RANSAC is often luck (tested on unrelated paintings)
 RANSAC_THRESHOLD = 8.0  # px at MAX_SIDE
+# Names the settings an inlier count depends on: counts cached under another key are not reused.
+MATCHER_KEY = f"sift{MAX_FEATURES}-{MAX_SIDE}px-ratio{RATIO}-ransac{RANSAC_THRESHOLD}"
 
 
 @dataclass

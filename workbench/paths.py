@@ -106,9 +106,18 @@ def synthetic_signatures_folder(number: int) -> Path:
     return signatures_folder(number) / "synthetic"
 
 
+def local_features_folder() -> Path:
+    return root() / "local-features"
+
+
 def local_features_file(image_sha256: str) -> Path:
     """SIFT keypoints of an image for spatial verification (`training.verification`), by content."""
-    return root() / "local-features" / image_sha256[:2] / f"{image_sha256}.npz"
+    return local_features_folder() / image_sha256[:2] / f"{image_sha256}.npz"
+
+
+def verified_pairs_file(matcher_key: str) -> Path:
+    """Inlier counts of image pairs already verified (`clustering.graphs`), by content and matcher."""
+    return local_features_folder() / f"pairs-{matcher_key}.npz"
 
 
 def synthetic_folder() -> Path:

@@ -28,6 +28,13 @@ class Command(BaseCommand):
         parser.add_argument("--xi", type=float, help="OPTICS steepness threshold")
         parser.add_argument("--min-cluster-size", type=int, dest="min_cluster_size")
         parser.add_argument("--pca", type=int, help="reduce the signatures to this many dimensions first")
+        parser.add_argument(
+            "--verify-top",
+            type=int,
+            dest="verify_top",
+            help="spatially verify each signature's N nearest neighbours and cluster verified pairs "
+            "together (OPTICS, DBSCAN; default 10, 0: off)",
+        )
         parser.add_argument("--collection", action="append", dest="collections")
         parser.add_argument("--preview", action="store_true", help="print counts only; store nothing")
         add_worker_arguments(parser)
@@ -71,3 +78,8 @@ class Command(BaseCommand):
             f"({result.seconds:.2f} s)"
         )
         self.stdout.write("sizes " + ", ".join(f"{k}: {v}" for k, v in result.size_histogram.items()))
+        if result.verification:
+            self.stdout.write(
+                f"verified pairs: {result.verification['verified']:,} of "
+                f"{result.verification['candidates']:,} candidates"
+            )
