@@ -88,9 +88,16 @@ def test_annotators_review_but_only_curators_start_rounds_and_promote(run):
 def test_cluster_again_offers_and_passes_every_parameter(run):
     curator, _ = client_for("curator", curator=True)
     page = curator.get(reverse("training:rounds")).content.decode()
-    for name in ("max_eps", "min_samples", "xi", "min_cluster_size", "pca"):
+    for name in ("max_eps", "min_samples", "xi", "min_cluster_size", "pca", "verify_top"):
         assert f'name="{name}"' in page, name
-    fields = {"algorithm": "optics", "max_eps": "0.2", "min_samples": "3", "xi": "", "pca": "8"}
+    fields = {
+        "algorithm": "optics",
+        "max_eps": "0.2",
+        "min_samples": "3",
+        "xi": "",
+        "pca": "8",
+        "verify_top": "0",
+    }
     assert curator.post(reverse("clustering:start_clustering"), fields).status_code == 302
     job = Job.objects.get(kind="cluster")
     assert job.params == {
@@ -99,6 +106,7 @@ def test_cluster_again_offers_and_passes_every_parameter(run):
         "max_eps": 0.2,
         "min_samples": 3,
         "pca": 8,
+        "verify_top": 0,
     }
     assert curator.post(reverse("clustering:start_clustering"), {"pca": "1"}).status_code == 302
     assert curator.post(reverse("clustering:start_clustering"), {"min_samples": "two"}).status_code == 302
@@ -157,6 +165,8 @@ def test_queue_filters_and_counts(run):
         and 'New group <span class="count">1</span>' in page
     )
     assert page.count('class="strip"') == 2
+    verification = run.metrics["verification"]
+    assert f"{verification['verified']} of {verification['candidates']} candidate pairs verified" in page
 
 
 def test_pages_use_a_bounded_number_of_queries(run, django_assert_max_num_queries):
