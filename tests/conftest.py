@@ -152,11 +152,16 @@ def source(tmp_path: Path) -> SourceCollection:
 
 def slow_source(folder: Path, count: int = 80) -> SourceCollection:
     """An import that spends seconds checking its images (4-megapixel pictures, ~0.1 s each on one thread
-    here), so that a test can interrupt or kill it while it runs; no connections."""
+    here), so that a test can interrupt or kill it while it runs; no connections. Its ids (slow-N) are
+    its own: beside another collection's art-N, the import would otherwise fail on its own, and under
+    load it did so before the test's interruption arrived."""
     source = SourceCollection(folder)
     for i in range(count):
         draw_picture(source.images / "img" / f"{i}.jpg", seed=i, size=(2400, 1800))
-    write_rows(source.metadata, SourceCollection.METADATA_HEADER, source.metadata_rows(count))
+    rows = source.metadata_rows(count)
+    for i, row in enumerate(rows):
+        row[0] = f"slow-{i}"
+    write_rows(source.metadata, SourceCollection.METADATA_HEADER, rows)
     return source
 
 
