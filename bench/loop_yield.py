@@ -37,8 +37,9 @@ PEOPLEART = ROOT.parent / "shared" / "data" / "peopleart"
 # name → simulate_review arguments. "default" is the workbench as shipped (OPTICS with the thesis's
 # max_eps 0.13 on raw signatures plus the verified pairs of each signature's 10 nearest neighbours, 50
 # proposals per round in the workbench's review order, rounds trained with the default configuration and
-# promoted by the gate). "unverified" is that default without verified pairs (the workbench before them). "best" is the best found on these two sets
-# (README, "What the loop yields"), tuned on the demo and People-Art dev together, never on one alone.
+# promoted by the gate). "unverified" is that default without verified pairs (the workbench before them).
+# "best" is the best found on these two sets (README, "What the loop yields"), tuned on the demo and
+# People-Art dev together, never on one alone.
 VARIANTS: dict[str, list[str]] = {
     "default": [],
     "best": ["--cluster", "max_eps=0.3", "--per-round", "100"],
