@@ -42,7 +42,8 @@ PEOPLEART = ROOT.parent / "shared" / "data" / "peopleart"
 # People-Art dev together, never on one alone.
 VARIANTS: dict[str, list[str]] = {
     "default": [],
-    "best": ["--cluster", "max_eps=0.3", "--per-round", "100"],
+    "best": ["--per-round", "100"],
+    "wide": ["--cluster", "max_eps=0.3", "--per-round", "100"],
     "noisy": ["--policy", "noisy", "--error-rate", "0.1"],
     "unverified": ["--cluster", "verify_top=0"],
 }
@@ -138,7 +139,13 @@ def variant_of(report: dict) -> str:
     return f"simulation {report['id']}"
 
 
-COLOURS = {"default": "#888888", "best": "#2a6f97", "noisy": "#c0504d"}
+COLOURS = {
+    "default": "#888888",
+    "best": "#2a6f97",
+    "wide": "#6a994e",
+    "unverified": "#c9a227",
+    "noisy": "#c0504d",
+}
 DASHES = {"demo": "", "peopleart": "6 4"}
 
 
