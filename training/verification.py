@@ -28,8 +28,10 @@ MAX_FEATURES = 800
 RATIO = 0.8
 MIN_INLIERS = 12  # below this an affine fit by RANSAC is often luck (tested on unrelated paintings)
 RANSAC_THRESHOLD = 8.0  # px at MAX_SIDE
-# Names the settings an inlier count depends on: counts cached under another key are not reused.
-MATCHER_KEY = f"sift{MAX_FEATURES}-{MAX_SIDE}px-ratio{RATIO}-ransac{RANSAC_THRESHOLD}"
+# Names the settings an inlier count depends on: counts cached under another key are not reused. The
+# revision changes with the matching itself (2: the corrected reflection of mirrored descriptors).
+MATCHER_REVISION = 2
+MATCHER_KEY = f"sift{MAX_FEATURES}-{MAX_SIDE}px-ratio{RATIO}-ransac{RANSAC_THRESHOLD}-r{MATCHER_REVISION}"
 
 
 @dataclass
@@ -69,12 +71,19 @@ class Features:
 
 
 def _mirror_descriptors(descriptors: np.ndarray) -> np.ndarray:
-    """SIFT descriptor layout: 4 rows × 4 columns of cells, 8 orientation bins each (angle 2πk/8 counter-
-    clockwise). Mirroring left-right swaps the columns and maps orientation θ to π − θ."""
+    """SIFT descriptor layout: 4 rows × 4 columns of cells in the keypoint's frame (columns along its
+    orientation θ, rows across it), 8 bins of gradient angle relative to θ each.
+
+    Mirrored, a keypoint's orientation becomes π − θ: its frame's first axis is the mirror of the old one
+    and its second axis the mirror reversed, so the rows swap (not the columns), and a gradient at angle α
+    relative to θ lies at −α relative to π − θ (bin k → −k). An earlier version swapped the columns and
+    mapped k → 4 − k (the same cells seen from a frame turned by 180°): on the demo's Met paintings it
+    matched 5-15 % of the keypoints detected on the mirrored image, this 75-90 %, and the demo's reversed
+    copies went unverified."""
     if len(descriptors) == 0:
         return descriptors
-    cells = descriptors.reshape(-1, 4, 4, 8)[:, :, ::-1, :]
-    orientation = (4 - np.arange(8)) % 8  # bin k (θ = kπ/4) → π − θ = (4 − k)π/4
+    cells = descriptors.reshape(-1, 4, 4, 8)[:, ::-1, :, :]
+    orientation = (-np.arange(8)) % 8
     return np.ascontiguousarray(cells[..., orientation].reshape(-1, 128))
 
 
