@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from signature_quality import add_peopleart_arguments  # noqa: E402
 from timing import machine_line  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-PEOPLEART = ROOT.parent / "shared" / "data" / "peopleart"
 SETTINGS = [
     "max_eps=0.13,verify_top=0",
     "max_eps=0.2,verify_top=0",
@@ -112,10 +112,7 @@ def main() -> None:
     )
     parser.add_argument("--dataset", choices=("demo", "peopleart", "both"), default="both")
     parser.add_argument("--settings", nargs="+", default=SETTINGS, metavar="KEY=VALUE,...")
-    parser.add_argument("--sources", type=int, default=100, help="peopleart: source paintings")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data", type=Path, default=PEOPLEART)
-    parser.add_argument("--child", help=argparse.SUPPRESS)
+    add_peopleart_arguments(parser, sources=100)
     args = parser.parse_args()
     if args.child:
         child(args)

@@ -79,6 +79,14 @@ def import_demo(folder: Path) -> dict[str, Any]:
     return build.counts
 
 
+def add_peopleart_arguments(parser: argparse.ArgumentParser, sources: int) -> None:
+    """--sources, --seed and --data of the People-Art development collection, and the hidden --child."""
+    parser.add_argument("--sources", type=int, default=sources, help="peopleart: source paintings")
+    parser.add_argument("--seed", type=int, default=0, help="peopleart: choice of paintings and derivatives")
+    parser.add_argument("--data", type=Path, default=PEOPLEART)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+
+
 def import_peopleart(folder: Path, data: Path, sources: int, seed: int, hidden: bool) -> dict[str, Any]:
     from PIL import Image
 
@@ -521,10 +529,7 @@ def main() -> None:
     parser.add_argument(
         "--all-known", dest="hidden", action="store_false", help="peopleart: import every connection as known"
     )
-    parser.add_argument("--sources", type=int, default=250, help="peopleart: source paintings")
-    parser.add_argument("--seed", type=int, default=0, help="peopleart: choice of paintings and derivatives")
-    parser.add_argument("--data", type=Path, default=PEOPLEART)
-    parser.add_argument("--child", help=argparse.SUPPRESS)
+    add_peopleart_arguments(parser, sources=250)
     args = parser.parse_args()
     if args.child:
         child(args)
