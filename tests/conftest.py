@@ -153,8 +153,8 @@ def source(tmp_path: Path) -> SourceCollection:
 def slow_source(folder: Path, count: int = 80) -> SourceCollection:
     """An import that spends seconds checking its images (4-megapixel pictures, ~0.1 s each on one thread
     here), so that a test can interrupt or kill it while it runs; no connections. Its ids (slow-N) are
-    its own: beside another collection's art-N, the import would otherwise fail on its own, and under
-    load it did so before the test's interruption arrived."""
+    its own: beside another collection's art-N, the import would fail on its own whenever the test's
+    interruption came late."""
     source = SourceCollection(folder)
     for i in range(count):
         draw_picture(source.images / "img" / f"{i}.jpg", seed=i, size=(2400, 1800))
@@ -221,8 +221,16 @@ def manage_py(*args: str, **options) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=options.pop("stderr", subprocess.STDOUT),
         text=True,
+        preexec_fn=terminal_sigint,
         **options,
     )
+
+
+def terminal_sigint() -> None:
+    """Ctrl-C as on a terminal. A suite started in the background (`bin/test &`, nohup) inherits SIGINT
+    ignored, exec keeps that, and Python then installs no KeyboardInterrupt handler: the interrupted
+    import's test sent SIGINT to a process that ignored it and saw the import finish."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class WorkerProcess:

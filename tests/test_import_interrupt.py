@@ -24,9 +24,7 @@ def test_ctrl_c_cancels_an_inline_import_and_writes_nothing(source, data_dir, tm
 
     import_collection(source.images, source.metadata, source.connections, "Already there")
     before, files_before = database_state(), files_under(data_dir)
-    # 160 pictures and an interruption before 30 %: the job row's progress lags the import by the monitor's
-    # write interval, which under a loaded machine let 80 pictures finish before the signal arrived.
-    slow = slow_source(tmp_path / "slow", count=160)
+    slow = slow_source(tmp_path / "slow")
     process = manage_py(
         "import_collection",
         *slow.import_arguments(connections=False),
@@ -36,14 +34,14 @@ def test_ctrl_c_cancels_an_inline_import_and_writes_nothing(source, data_dir, tm
     )
     try:
         wait_until(
-            lambda: (job := import_job()) is not None and 0.02 < job.progress < 0.3,
+            lambda: (job := import_job()) is not None and 0.02 < job.progress < 0.5,
             timeout=120,
             interval=0.05,
             message="the import to be checking its images",
         )
         assert any((data_dir / "staging").iterdir()), "interrupted while it has staged files"
         process.send_signal(signal.SIGINT)
-        output = process.communicate(timeout=180)[0]  # a loaded machine needs more than a minute to unwind
+        output = process.communicate(timeout=60)[0]
     finally:
         process.kill()
     job = import_job()
