@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,11 +66,16 @@ class PairCache:
         self.counts: dict[tuple[str, str], int] = {}
         self.added = 0
         if path.exists():
-            with np.load(path) as data:
-                self.counts = {
-                    (a.decode(), b.decode()): int(n)
-                    for a, b, n in zip(data["first"], data["second"], data["inliers"], strict=True)
-                }
+            try:
+                with np.load(path) as data:
+                    self.counts = {
+                        (a.decode(), b.decode()): int(n)
+                        for a, b, n in zip(data["first"], data["second"], data["inliers"], strict=True)
+                    }
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+                # A cache: a damaged file costs its counts being matched again (and is then replaced),
+                # never the clustering run.
+                self.counts = {}
 
     @staticmethod
     def key(first: str, second: str) -> tuple[str, str]:

@@ -83,3 +83,9 @@ def test_a_detail_is_proposed_with_its_painting_and_its_count_is_kept(painting_a
     again = run_clustering(version, ClusteringParams())
     assert proposal_with([15, 17], again) is not None
     assert again.metrics["verification"] == run.metrics["verification"]
+
+    monkeypatch.undo()  # a damaged cache is matched again, not a failed run
+    paths.verified_pairs_file(verification.MATCHER_KEY).write_bytes(b"PK\x03\x04 truncated")
+    repaired = run_clustering(version, ClusteringParams())
+    assert proposal_with([15, 17], repaired) is not None
+    assert len(PairCache(paths.verified_pairs_file(verification.MATCHER_KEY)).counts) == len(cache.counts)
