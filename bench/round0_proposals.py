@@ -71,9 +71,8 @@ def child(args: argparse.Namespace) -> None:
     truth = Truth.load(folder / "ground_truth.csv")
     component_of, _ = known_state()
     external = dict(Artwork.objects.values_list("pk", "external_id"))
-    known_links = [
-        (a, b) for a in component_of for b in component_of if a < b and component_of[a] == component_of[b]
-    ]
+    first_of: dict[int, str] = {}
+    known_links = [(first_of.setdefault(c, a), a) for a, c in component_of.items()]  # a star per component
     _, hidden = hidden_pairs(truth, external.values(), component_of)
     rows = []
     for setting in args.settings:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from annotations.models import Artwork
+from annotations.storage import atomic_write
 from jobs.progress import ProgressCallback, no_progress
 from training import signatures, verification
 from training.models import ModelVersion
@@ -91,8 +92,6 @@ class PairCache:
     def save(self) -> None:
         if not self.added:
             return
-        from annotations.storage import atomic_write
-
         keys = list(self.counts)
         atomic_write(
             self.path,
@@ -106,9 +105,12 @@ class PairCache:
         self.added = 0
 
 
-def verifier_for(version: ModelVersion, rows: SignatureSet) -> Verifier:
-    """Candidates from the version's search signatures (whitened when it is) of the same artworks; inliers
-    from the artworks' local features, through the pair cache."""
+def verifier_for(version: ModelVersion, rows: SignatureSet, params: ClusteringParams) -> Verifier | None:
+    """None unless `params` (resolved) verify pairs. Candidates from the version's search signatures
+    (whitened when it is) of the same artworks; inliers from the artworks' local features, through the
+    pair cache."""
+    if not (params.needs_graph and params.verify_top):
+        return None
     from training.search import local_features
 
     search = signatures.require(version).subset(rows.ids)
@@ -158,7 +160,7 @@ def clustered(
     graph = (
         graph_for(version, rows, params, lambda f, m: progress(0.4 * f, m)) if params.needs_graph else None
     )
-    verifier = verifier_for(version, rows) if params.needs_graph and params.verify_top else None
+    verifier = verifier_for(version, rows, params)
     result, _ = cluster(
         rows.vectors, params, graph=graph, verifier=verifier, progress=lambda f, m: progress(0.4 + 0.6 * f, m)
     )

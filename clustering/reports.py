@@ -22,7 +22,11 @@ def summary(run: ClusteringRun) -> str:
 def verified_note(verification: dict | None) -> str:
     if not verification:
         return ""
-    return f"; {verification['verified']:,} of {verification['candidates']:,} candidate pairs verified"
+    return f"; {verified_pairs(verification)}"
+
+
+def verified_pairs(verification: dict) -> str:
+    return f"{verification['verified']:,} of {verification['candidates']:,} candidate pairs verified"
 
 
 def metrics_table(run: ClusteringRun) -> str:

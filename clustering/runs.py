@@ -161,8 +161,7 @@ def preview_clustering(
     rows = signatures.of_artworks(version, collections, for_clustering=True)
     params.check_size(len(rows.ids))  # before the neighbour search, which takes minutes at 100,000
     graph = graph_for(version, rows, params) if params.needs_graph else None
-    verifier = verifier_for(version, rows) if params.needs_graph and params.verify_top else None
-    return preview(rows.vectors, params, graph=graph, verifier=verifier)
+    return preview(rows.vectors, params, graph=graph, verifier=verifier_for(version, rows, params))
 
 
 def resolve_run(name: str) -> ClusteringRun:

@@ -99,7 +99,7 @@ def verify(verifier: Verifier, top: int, progress: Progress = no_progress) -> Ve
 def with_verified_edges(graph: NeighbourGraph, edges: VerifiedEdges, max_eps: float) -> NeighbourGraph:
     """`graph` (cut to max_eps) with every verified pair added both ways at its verified distance, or kept
     at its cosine distance when that is smaller; rows sorted by distance, as the clustering expects."""
-    local = graph.within(max_eps) if graph.radius > max_eps else graph
+    local = graph.within(max_eps)
     chosen = edges.pairs[edges.verified]
     if len(chosen) == 0:
         return local

@@ -79,7 +79,6 @@ class Command(BaseCommand):
         )
         self.stdout.write("sizes " + ", ".join(f"{k}: {v}" for k, v in result.size_histogram.items()))
         if result.verification:
-            self.stdout.write(
-                f"verified pairs: {result.verification['verified']:,} of "
-                f"{result.verification['candidates']:,} candidates"
-            )
+            from ...reports import verified_pairs
+
+            self.stdout.write(verified_pairs(result.verification))
