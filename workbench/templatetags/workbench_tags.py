@@ -27,3 +27,11 @@ def with_interval(metrics, name: str = "map"):
         f"{interval[0]:.3f}",
         f"{interval[1]:.3f}",
     )
+
+
+@register.filter
+def percent(value, digits: int = 1):
+    """0.4567 → "45.7"; "–" for a missing value (NaN or None)."""
+    if value is None or not isinstance(value, int | float) or value != value:
+        return "–"
+    return f"{100 * value:.{digits}f}"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from training.models import ModelVersion, active_version, resolve_version
+from training.models import ModelVersion, NotReviewModel, active_version, resolve_version
 
 
 class Command(BaseCommand):
@@ -17,6 +17,9 @@ class Command(BaseCommand):
         except ModelVersion.DoesNotExist as exc:
             raise CommandError(str(exc)) from None
         previous = active_version()
-        version.activate()
+        try:
+            version.activate()
+        except NotReviewModel as exc:
+            raise CommandError(str(exc)) from None
         before = previous.label if previous else "none"
         self.stdout.write(f"{version.label} is now active (was {before}).")
