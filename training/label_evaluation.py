@@ -9,7 +9,6 @@ connection model with a style classifier on one table.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,9 +16,6 @@ from annotations.label_splits import BUILT_IN_LABELS, assign_label_splits, avail
 from annotations.models import Artwork
 
 from . import labels as label_codes
-
-if TYPE_CHECKING:
-    from .rounds import Gallery
 
 
 def label_artworks(collections: Sequence[str] | None = None) -> list[Artwork]:
@@ -67,11 +63,12 @@ def label_metrics(
 
 
 def gallery_label_metrics(
-    vectors: np.ndarray, gallery: Gallery, columns: Sequence[str] | None = None
+    vectors: np.ndarray, artworks: Sequence[Artwork], columns: Sequence[str] | None = None
 ) -> dict:
-    """`label_metrics` of a gallery's signatures (rows in the gallery's order)."""
+    """`label_metrics` of a gallery's signatures (`artworks`: the gallery's, in its row order; their label
+    fields need not be loaded)."""
     by_pk = {a.pk: a for a in label_artworks()}
-    return label_metrics(vectors, [by_pk[a.pk] for a in gallery.artworks], columns)
+    return label_metrics(vectors, [by_pk[a.pk] for a in artworks], columns)
 
 
 def label_table(by_label: dict[str, dict]) -> str:

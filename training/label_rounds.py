@@ -232,7 +232,7 @@ def _train_reserved(
     progress(0.96, "evaluating")
     metrics = validate(version, result.model, vectors, full, synthetic_validation(full)).metrics()
     measured = sorted({*config.labels, *(c for c in ("style", "genre", "author"))})
-    metrics["labels"] = gallery_label_metrics(vectors, full, measured)
+    metrics["labels"] = gallery_label_metrics(vectors, full.artworks, measured)
     if result.test is not None:
         metrics["label_accuracy"] = json_safe(result.test.accuracy)
     version.metrics = metrics

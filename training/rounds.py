@@ -395,7 +395,7 @@ def create_reserved_round_zero(
     )
     progress(0.97, "round 0: validating")
     version.metrics = validate(version, model, vectors, gallery, synthetic_set).metrics()
-    version.metrics["labels"] = gallery_label_metrics(vectors, gallery)
+    version.metrics["labels"] = gallery_label_metrics(vectors, gallery.artworks)
     with transaction.atomic():
         version.save()
         version.activate()
@@ -506,7 +506,7 @@ def train_reserved_round(
     )
     progress(0.96, "validating against the active version")
     validation = validate(version, result.model, vectors, full, synthetic_validation(full))
-    version.metrics = {**validation.metrics(), "labels": gallery_label_metrics(vectors, full)}
+    version.metrics = {**validation.metrics(), "labels": gallery_label_metrics(vectors, full.artworks)}
     decision = gate_against(version, parent, full, validation)
     version.gate = decision.as_dict()
     activated = decision.promoted
