@@ -454,11 +454,22 @@ def print_dataset(name: str, result: dict[str, Any]) -> None:
         per_epoch = record.get("seconds_per_epoch")
         training = (
             f"{per_epoch:.1f} s/epoch ({record.get('seconds_fit', 0):.0f} s fit in all, "
-            f"best epoch {record.get('best_epoch')})"
+            f"best epoch {record.get('best_epoch')}{phase_seconds(record.get('history') or [])})"
             if per_epoch
             else "no training"
         )
         say(f"  {model:<18} {training}; extraction {record['extraction_images_per_s']:.1f} images/s")
+
+
+def phase_seconds(history: list[dict]) -> str:
+    """Mean training seconds per epoch of each phase (fit's figure averages the classifier's two)."""
+    phases: dict[str, list[float]] = {}
+    for entry in history:
+        if entry.get("phase") and entry.get("seconds") is not None:
+            phases.setdefault(entry["phase"], []).append(entry["seconds"])
+    if len(phases) < 2:
+        return ""
+    return "; " + ", ".join(f"{name}: {np.mean(values):.1f} s/epoch" for name, values in phases.items())
 
 
 def print_checks(found: list[dict[str, Any]]) -> None:
@@ -492,7 +503,16 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="a deterministic subset of each set (smoke)")
     parser.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--json", type=Path, default=None, help="write every figure here")
+    parser.add_argument("--reprint", type=Path, default=None, help="print the tables of a saved --json")
     args = parser.parse_args()
+    if args.reprint:
+        saved = json.loads(args.reprint.read_text())
+        say(f"(figures of {args.reprint}, measured on {saved['machine']})")
+        for name, result in saved["datasets"].items():
+            print_dataset(name, result)
+        print_checks(saved["checks"])
+        say(f"\nwall time of that run {saved['wall_seconds']:.0f} s")
+        return
 
     import torch
 

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 from jobs.models import Job, JobState
 from training.models import ModelVersion
 
-from .test_browser import log_in, page  # noqa: F401 - fixtures
+from .test_browser import browser, log_in, page  # noqa: F401 - fixtures
 from .test_browser_review import FINISHED, make_user
 from .test_training_label_rounds import labelled  # noqa: F401 - fixture
 
