@@ -217,7 +217,10 @@ def _create_trunk(backbone: str) -> nn.Module:
 
     if spec.tokens:
         # Mean of the patch tokens, then LayerNorm (fc_norm): MAE's fine-tuning descriptor (methods.md §2).
-        return timm.create_model(backbone, pretrained=False, num_classes=0, global_pool="avg", fc_norm=True)
+        # Drop-path 0.1: the fine-tuning recipe of methods.md §2 (inactive at extraction, in eval mode).
+        return timm.create_model(
+            backbone, pretrained=False, num_classes=0, global_pool="avg", fc_norm=True, drop_path_rate=0.1
+        )
     # num_classes=0 and global_pool="" make timm return the last feature map; pooling is ours.
     return timm.create_model(backbone, pretrained=False, num_classes=0, global_pool="")
 
