@@ -230,6 +230,7 @@ def train_label_model(method: str, labels: list[str], data, args, scratch: Path)
         input_size=224,
         batch_size=32,
         num_workers=args.num_workers,
+        **dict(args.set),
     )
     checkpoints = scratch / f"{method}-checkpoints"
     checkpoints.mkdir(parents=True)
@@ -488,6 +489,14 @@ def print_checks(found: list[dict[str, Any]]) -> None:
 # --- main ---------------------------------------------------------------------------------------------
 
 
+def parse_setting(text: str) -> tuple[str, Any]:
+    key, _, value = text.partition("=")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -503,6 +512,14 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="a deterministic subset of each set (smoke)")
     parser.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--json", type=Path, default=None, help="write every figure here")
+    parser.add_argument(
+        "--set",
+        type=parse_setting,
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="override a LabelTrainConfig field of both label models (e.g. head_epochs=5), for ablations",
+    )
     parser.add_argument("--reprint", type=Path, default=None, help="print the tables of a saved --json")
     args = parser.parse_args()
     if args.reprint:

@@ -73,7 +73,7 @@ def test_first_extraction_creates_round_zero(demo_collection, monkeypatch, tmp_p
     stored = signatures.load(version)
     assert sorted(stored.ids) == sorted(Artwork.objects.values_list("pk", flat=True))
     assert np.allclose(np.linalg.norm(stored.vectors, axis=1), 1.0, atol=1e-4)
-    assert set(version.metrics) == {"val", "test", "synthetic"}
+    assert set(version.metrics) == {"val", "test", "synthetic", "labels"}  # labels: P@k by catalogue label
     for name in ("val", "test", "synthetic"):
         low, high = version.metrics[name]["ci"]["map"]
         assert low <= version.metrics[name]["map"] <= high

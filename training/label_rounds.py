@@ -215,7 +215,7 @@ def _train_reserved(
             **asdict(config),
             "history": result.history,
             "best_epoch": result.best_epoch,
-            "seconds_per_epoch": result.seconds_per_epoch,
+            "seconds_per_epoch": result.seconds_by_phase,
             "label_tasks": {task.name: task.summary() for task in tasks},
         },
         connection_set_hash=key,
