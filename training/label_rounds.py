@@ -37,7 +37,7 @@ from .rounds import (
     synthetic_validation,
     validate,
 )
-from .trainer import atomic_torch_save
+from .trainer import atomic_torch_save, config_from
 
 DEFAULT_MULTITASK_LABELS = ("style", "genre")
 
@@ -105,10 +105,7 @@ def load_label_model(version: ModelVersion) -> LabelModel:
 
 
 def config_for(version: ModelVersion, **overrides) -> LabelTrainConfig:
-    known = LabelTrainConfig.__dataclass_fields__
-    values = {k: v for k, v in version.config.items() if k in known}
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return LabelTrainConfig(**values)
+    return config_from(LabelTrainConfig, version.config, **overrides)
 
 
 def embed_files(

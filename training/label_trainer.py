@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import math
 import random
 import time
@@ -49,7 +48,7 @@ from .extraction import ResizePad, eval_transform, extract_signatures, load_rgb,
 from .label_models import LabelModel, build_label_model, freeze_below, layer_ids, set_train_mode
 from .labels import LabelPrecision, LabelTask, label_precision
 from .losses import knn_triplet_loss
-from .trainer import atomic_torch_save, autocast_for
+from .trainer import atomic_torch_save, autocast_for, config_key
 
 
 @dataclass
@@ -116,7 +115,7 @@ class LabelTrainConfig:
             raise ValueError("give one task weight per label")
 
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        return config_key(self)
 
 
 @dataclass

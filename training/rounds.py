@@ -29,7 +29,7 @@ from .backbones import build_model
 from .label_evaluation import gallery_label_metrics
 from .metrics import RetrievalMetrics, bootstrap_difference
 from .models import ModelVersion, VersionReservation, active_version
-from .trainer import TrainConfig, TrainingData, atomic_torch_save, evaluate, fit, signatures_for
+from .trainer import TrainConfig, TrainingData, atomic_torch_save, config_from, evaluate, fit, signatures_for
 
 
 class NothingToTrain(Exception):
@@ -212,11 +212,7 @@ def embed_files(
 
 
 def config_for(version: ModelVersion | None, **overrides) -> TrainConfig:
-    base = dict(version.config) if version else {}
-    known = TrainConfig.__dataclass_fields__
-    values = {k: v for k, v in base.items() if k in known}
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return TrainConfig(**values)
+    return config_from(TrainConfig, dict(version.config) if version else {}, **overrides)
 
 
 def json_safe(metrics: dict) -> dict:

@@ -76,8 +76,21 @@ class TrainConfig:
     seed: int = 0
 
     def key(self) -> str:
-        """Identifies a run's settings, for matching a checkpoint to resume from."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        return config_key(self)
+
+
+def config_key(config) -> str:
+    """Identifies a run's settings (a config dataclass), for matching a checkpoint to resume from."""
+    return hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def config_from(cls, stored: dict, **overrides):
+    """The config dataclass `cls` from a version's stored config (unknown keys, such as its training
+    history, ignored) with the given non-None overrides."""
+    known = cls.__dataclass_fields__
+    values = {k: v for k, v in stored.items() if k in known}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return cls(**values)
 
 
 @dataclass
