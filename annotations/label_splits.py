@@ -2,9 +2,10 @@
 
 Label-supervised models (`training.label_rounds`) train on the label split's train part, choose their best
 epoch on val and report test, 70/15/15 by artwork. The split is stored on each artwork (`label_split`) the
-first time a label model is trained and never recomputed, so every later version is measured on the same
-test artworks and none trains on what an earlier one was tested on. Artworks imported later get theirs at
-the next label training, stratified among themselves.
+first time it is needed (a label model trains, or a version is measured by label: every new version is)
+and never recomputed, so every later version is measured on the same test artworks and none trains on what
+an earlier one was tested on. Artworks imported later get theirs the next time, stratified among
+themselves (a class with one or two new artworks: each by its own hash).
 
 Stratified by the collection's primary label (style where the catalogue has styles, else genre, else
 author): one split serves every label, so a multitask model trained on style and genre never sees a test

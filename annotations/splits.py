@@ -107,7 +107,7 @@ def stratified_split(
     class is represented in each part as far as its size allows and the same collection always gets the
     same split. Parts are sized by largest remainder, val and test before train when a class is small
     (a class of 3 gives one of each): a label split is for measuring, and a class absent from test is a
-    class nobody measured.
+    class nobody measured. Strata of one or two take each node's part from its own hash.
 
     Used for the label split (`annotations.label_splits`), which is by artwork: label-supervised models
     learn from catalogue labels, not connections, so there is no component to keep together.
@@ -122,6 +122,13 @@ def stratified_split(
             key=lambda node: hashlib.sha256(f"{seed}\x00{stratum}\x00{keys[node]}".encode()).digest(),
         )
         n = len(members)
+        if n < 3:
+            # Too few to stratify (artworks imported a few at a time): largest remainder would put every
+            # one in train, and the test part would never grow. Each by its own hash, as connections are.
+            result.update(
+                {node: split_for_key(f"{stratum}\x00{keys[node]}", seed, fractions) for node in members}
+            )
+            continue
         exact = [fraction * n for fraction in fractions]
         counts = [int(value) for value in exact]
         # Largest remainder; ties go to test, then val (the held-out parts first, see above).

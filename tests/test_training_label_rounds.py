@@ -165,8 +165,10 @@ def test_the_label_model_form_is_for_curators(labelled, client):
 def test_a_multitask_model_trains_on_a_real_worker(labelled, celery_worker_process):
     params = {
         "method": "multitask-knn", "input_size": 48, "epochs": 2, "batch_size": 8,
-        "trainable_stages": 1, "augment": "none", "num_workers": 0,
+        "trainable_stages": 1, "augment": "none",
     }  # fmt: skip
+    # augment none with the default loader workers: the frozen stages are computed by a DataLoader, which
+    # must not start worker processes inside a Celery prefork child (daemonic).
     job = enqueue("train_model", params)
     wait_until(lambda: not Job.objects.get(pk=job.pk).is_active, timeout=240, message="training to finish")
     job = Job.objects.get(pk=job.pk)

@@ -34,6 +34,13 @@ def test_a_small_class_is_still_measured():
     assert sorted(split.values()) == ["test", "train", "val"]
 
 
+def test_artworks_that_come_one_or_two_per_class_are_not_all_put_in_train():
+    keys = {i: f"art-{i}" for i in range(400)}
+    split = stratified_split(keys, {i: f"class {i // 2}" for i in range(400)}, "seed")  # classes of 2
+    counts = Counter(split.values())
+    assert 230 < counts["train"] < 330 and counts["val"] > 30 and counts["test"] > 30
+
+
 def test_encoding_keeps_classes_with_enough_examples_and_names_the_dropped():
     values = ["Baroque"] * 8 + ["Rococo"] * 6 + ["Gothic"] * 2 + [""] * 3
     task = encode_task("style", values, min_examples=6)

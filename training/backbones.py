@@ -348,6 +348,7 @@ def load_state_dict_file(model: SignatureModel, path: str | os.PathLike[str]) ->
     state = _read_state_dict(path)
     what = f"{model.backbone or type(model.trunk).__name__} ({model.pooling} pooling)"
     spec = _SPECS.get(model.backbone or "")
+    note = ""
     if any(key.startswith("trunk.") for key in state):
         target: nn.Module = model
     else:

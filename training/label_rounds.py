@@ -185,7 +185,10 @@ def _train_reserved(
         f"{len(data.train)} train, {len(data.val)} val, {len(data.test)} test artworks"
     )
     checkpoint_dir = paths.training_checkpoints(f"{config.method}-{key.split(':')[1][:12]}-{config.key()}")
-    result = fit(config, data, checkpoint_dir, progress=lambda f, m: progress(0.85 * f, m), log=log)
+    try:
+        result = fit(config, data, checkpoint_dir, progress=lambda f, m: progress(0.85 * f, m), log=log)
+    except FileNotFoundError as exc:  # no pretrained weights for the backbone (`build_model`)
+        raise JobRefused(str(exc)) from None
     progress(0.86, "computing signatures of every artwork")
     full = build_gallery()
     vectors = signatures_for(

@@ -44,7 +44,14 @@ from torchvision import transforms
 from jobs.progress import ProgressCallback, no_progress
 
 from .backbones import input_normalisation
-from .extraction import ResizePad, eval_transform, extract_signatures, load_rgb, pick_device
+from .extraction import (
+    ResizePad,
+    effective_num_workers,
+    eval_transform,
+    extract_signatures,
+    load_rgb,
+    pick_device,
+)
 from .label_models import LabelModel, build_label_model, freeze_below, layer_ids, set_train_mode
 from .labels import LabelPrecision, LabelTask, label_precision
 from .losses import knn_triplet_loss
@@ -56,7 +63,9 @@ class LabelTrainConfig:
     method: str = "style-classifier"
     labels: list[str] = field(default_factory=lambda: ["style"])
     backbone: str = "tf_efficientnet_lite0"
-    weights: str = "auto"
+    # "pretrained": refuse to train when no pretrained weights are found (a label model fine-tuned from
+    # random weights on a few thousand paintings is not worth registering); "none" for tests.
+    weights: str = "pretrained"
     weights_file: str | None = None
     input_size: int = 224
     batch_size: int = 32
@@ -325,14 +334,16 @@ def _optimizer(
     model: LabelModel, config: LabelTrainConfig, phase: _Phase
 ) -> tuple[torch.optim.Optimizer, list[float]]:
     """The optimiser and each parameter group's peak learning rate."""
-    if config.method == "style-classifier" or phase.trainable_stages == 0:
+    if config.method == "style-classifier":
         lr = config.stage1_lr if phase.trainable_stages == 0 else config.lr
         params = [p for p in model.parameters() if p.requires_grad]
         return torch.optim.Adam(params, lr=lr), [lr]
     assert config.base_lr is not None
     peak = config.base_lr * config.batch_size / 64  # the paper's linear scaling from batch 64
     ids = layer_ids(model.trunk)
-    top = max(ids.values(), default=0) + 1
+    # MAE's layer-wise decay (BEiT): the layer nearest the heads learns at the full rate for a ViT (its
+    # fc_norm, scale 1, each block below × 0.75); a CNN's top stage at 0.75, as measured in the bench.
+    top = max(ids.values(), default=0) + (0 if model.stages is None else 1)
     groups: dict[tuple[int, bool], list[nn.Parameter]] = {}
     for name, parameter in model.trunk.named_parameters():
         if parameter.requires_grad:
@@ -441,7 +452,12 @@ def fit(
         optimizer, peaks = _optimizer(model, config, phase)
         plateau = (
             torch.optim.lr_scheduler.ReduceLROnPlateau(
-                optimizer, mode="max", factor=0.5, patience=config.plateau_patience
+                # Halved once `plateau_patience` epochs in a row did not improve (Keras's meaning, the
+                # NGA code's); PyTorch halves after patience + 1 such epochs, hence the − 1.
+                optimizer,
+                mode="max",
+                factor=0.5,
+                patience=max(0, config.plateau_patience - 1),
             )
             if config.method == "style-classifier" and phase_index == 1
             else None
@@ -460,7 +476,12 @@ def fit(
                 model, data, frozen, config, device, report, max(first_epoch, done_epochs + 1)
             )
             from_stage = frozen
-        steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
+        drop_last = len(data.train) > config.batch_size
+        steps_per_epoch = (
+            len(data.train) // config.batch_size
+            if drop_last
+            else math.ceil(len(data.train) / config.batch_size)
+        )
         warmup = min(config.warmup_epochs, phase.epochs // 4) * steps_per_epoch
         schedule = WarmupCosine(
             optimizer,
@@ -482,7 +503,7 @@ def fit(
                 dataset,
                 batch_size=config.batch_size,
                 shuffle=True,
-                drop_last=len(data.train) > config.batch_size,
+                drop_last=drop_last,
                 num_workers=0,
                 generator=generator,
             )
@@ -620,7 +641,8 @@ def _frozen_outputs(
     loader = DataLoader(
         LabelledImages(data.paths, rows.tolist(), data.targets(), transform),
         batch_size=config.extraction_batch_size,
-        num_workers=min(config.num_workers, 2),
+        # Not in a daemonic process (a Celery prefork child may not start any): `effective_num_workers`.
+        num_workers=effective_num_workers(min(config.num_workers, 2)),
         shuffle=False,
     )
     done = 0

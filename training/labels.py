@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# A class needs this many labelled artworks to be kept: with a 70/15/15 split, enough for at least one
-# example in each part and a few to learn from. Rarer classes are dropped (their artworks count as
+# A class needs this many labelled artworks to be kept: with a 70/15/15 split stratified by this label,
+# enough for at least one example in each part and a few to learn from (a label the split is not
+# stratified by, an artist say, may still miss a part). Rarer classes are dropped (their artworks count as
 # unlabelled for that task) and the refusal or the version's record names them.
 MIN_EXAMPLES_PER_CLASS = 6
 PRECISION_KS = (1, 5, 10)
@@ -107,9 +108,10 @@ class LabelPrecision:
     precision: dict[int, float]
 
     def as_dict(self) -> dict:
+        # None for NaN (a k beyond the queries' neighbours): the figures are stored as JSON.
         return {
             "n_queries": self.n_queries,
-            **{f"p@{k}": float(value) for k, value in self.precision.items()},
+            **{f"p@{k}": (None if value != value else float(value)) for k, value in self.precision.items()},
         }
 
 
@@ -126,7 +128,7 @@ def label_precision(
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     x = x / np.maximum(norms, 1e-12)
     y = np.asarray(targets)[rows]
-    top = min(max(ks), len(rows) - 1)
+    top = min(max(ks), len(rows) - 1)  # a k beyond the others is NaN, not the precision at fewer
     hits_at = {k: 0.0 for k in ks}
     for start in range(0, len(rows), 1024):
         block = x[start : start + 1024] @ x.T
@@ -137,12 +139,15 @@ def label_precision(
         same = y[nearest] == y[start : start + len(block), None]
         for k in ks:
             hits_at[k] += same[:, : min(k, top)].mean(axis=1).sum()
-    return LabelPrecision(label, len(rows), {k: float(hits_at[k] / len(rows)) for k in ks})
+    return LabelPrecision(
+        label, len(rows), {k: float(hits_at[k] / len(rows)) if k <= top else float("nan") for k in ks}
+    )
 
 
 def precision_table(results: Sequence[LabelPrecision]) -> str:
     lines = [f"{'label':<16} {'queries':>8} " + " ".join(f"{'P@' + str(k):>7}" for k in PRECISION_KS)]
     for result in results:
-        values = " ".join(f"{100 * result.precision.get(k, float('nan')):>7.2f}" for k in PRECISION_KS)
+        shown = [result.precision.get(k) for k in PRECISION_KS]
+        values = " ".join(f"{100 * (v if v is not None else float('nan')):>7.2f}" for v in shown)
         lines.append(f"{result.label:<16} {result.n_queries:>8} {values}")
     return "\n".join(lines)
