@@ -17,7 +17,9 @@ AFTER_NEW_SIGNATURES = ("cluster", "compute_layout")
 # A label-supervised model (`train_model`) is not clustered for review (it does not feed the loop: its
 # clusters are of style or genre, not of shared patterns); its map is computed so it can be looked at.
 AFTER_LABEL_MODEL = ("compute_layout",)
-PIPELINE_KINDS = (*NEW_SIGNATURE_STEPS, "train_model", *AFTER_NEW_SIGNATURES)
+# A backward-search model's conditional search is distilled into its student first (methods.md §4).
+AFTER_BACKWARD_SEARCH = ("train_student", *AFTER_LABEL_MODEL)
+PIPELINE_KINDS = (*NEW_SIGNATURE_STEPS, "train_model", "train_student", *AFTER_NEW_SIGNATURES)
 
 
 def follow_ups() -> list[dict[str, Any]]:
@@ -31,5 +33,7 @@ def with_follow_ups(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def with_label_follow_ups(params: dict[str, Any]) -> dict[str, Any]:
-    """`params` of a train_model job, with its map computed afterwards on the version it made."""
-    return {**params, "then": [{"kind": kind, "params": {"model": "active"}} for kind in AFTER_LABEL_MODEL]}
+    """`params` of a train_model job, with its map computed afterwards on the version it made (and, for a
+    backward-search model, its student trained before)."""
+    steps = AFTER_BACKWARD_SEARCH if params.get("method") == "backward-search" else AFTER_LABEL_MODEL
+    return {**params, "then": [{"kind": kind, "params": {"model": "active"}} for kind in steps]}

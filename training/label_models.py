@@ -5,6 +5,10 @@ that predict catalogue labels; the signature is a layer before the heads.
   → Dense(n classes). The signature is the 256-d layer, L2-normalised, compared by cosine.
 - `multitask-knn` (methods.md §2): trunk → descriptor (GAP of a CNN's map, or a ViT's mean of patch tokens →
   LayerNorm) and one linear head per label task. The signature is the descriptor, L2-normalised.
+- `backward-search` (methods.md §4): trunk → GAP → projection Linear-ReLU-BN-Dropout 0.1-Linear-BN-tanh → z
+  (256-d), and one MLP head per label task (256 → 256 → 128 → C with ReLU, BN, Dropout 0.4). The signature
+  is z, L2-normalised; conditional search (`conditional`) moves a query's raw z until the heads agree with
+  the wanted classes.
 
 `forward(images)` returns signatures, so the extraction code, search and clustering use these models like
 any other; `forward_train` also returns the logits of every head. A CNN trunk is cut into `stages` (stem,
@@ -23,10 +27,40 @@ from torch import nn
 
 from .backbones import SignatureModel, WeightsOrigin, _spec, build_model, signature_dim
 
-LabelMethod = Literal["style-classifier", "multitask-knn"]
-LABEL_METHODS: tuple[str, ...] = ("style-classifier", "multitask-knn")
-EMBEDDING_DIM = 256  # methods.md §3: the Dense 256 layer
+LabelMethod = Literal["style-classifier", "multitask-knn", "backward-search"]
+LABEL_METHODS: tuple[str, ...] = ("style-classifier", "multitask-knn", "backward-search")
+EMBEDDING_DIM = 256  # methods.md §3: the Dense 256 layer; §4: z
 HEAD_DROPOUT = 0.4
+PROJECTION_DROPOUT = 0.1  # methods.md §4
+
+
+def projection(features: int, dim: int = EMBEDDING_DIM) -> nn.Sequential:
+    """Backward Search's projection to z: Linear-ReLU-BN-Dropout 0.1-Linear-BN-tanh (methods.md §4). tanh
+    bounds z, which the search's L1 pull towards the query (λ·mean|z − z0|) is scaled for."""
+    return nn.Sequential(
+        nn.Linear(features, dim),
+        nn.ReLU(),
+        nn.BatchNorm1d(dim),
+        nn.Dropout(PROJECTION_DROPOUT),
+        nn.Linear(dim, dim),
+        nn.BatchNorm1d(dim),
+        nn.Tanh(),
+    )
+
+
+def attribute_head(dim: int, n_classes: int, dropout: float = HEAD_DROPOUT) -> nn.Sequential:
+    """One attribute classifier of Backward Search: 256 → 256 → 128 → C with ReLU, BN, Dropout 0.4."""
+    return nn.Sequential(
+        nn.Linear(dim, 256),
+        nn.ReLU(),
+        nn.BatchNorm1d(256),
+        nn.Dropout(dropout),
+        nn.Linear(256, 128),
+        nn.ReLU(),
+        nn.BatchNorm1d(128),
+        nn.Dropout(dropout),
+        nn.Linear(128, n_classes),
+    )
 
 
 def trunk_stages(trunk: nn.Module) -> list[nn.Module] | None:
@@ -98,9 +132,18 @@ class LabelModel(nn.Module):
             self.embed: nn.Module = nn.Sequential(nn.Linear(features, embedding_dim), nn.ReLU())
             self.dim = embedding_dim
             self.dropout: nn.Module = nn.Dropout(dropout)
+        elif method == "backward-search":
+            self.embed, self.dim, self.dropout = (
+                projection(features, embedding_dim),
+                embedding_dim,
+                nn.Identity(),
+            )
         else:
             self.embed, self.dim, self.dropout = nn.Identity(), features, nn.Identity()
-        self.heads = nn.ModuleList(nn.Linear(self.dim, n) for n in n_classes)
+        if method == "backward-search":
+            self.heads = nn.ModuleList(attribute_head(self.dim, n, dropout) for n in n_classes)
+        else:
+            self.heads = nn.ModuleList(nn.Linear(self.dim, n) for n in n_classes)
         self.stages = trunk_stages(self.trunk)
         self.whitening = None  # label signatures are compared raw (cosine), as in both papers
 

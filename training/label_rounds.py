@@ -1,10 +1,11 @@
 """Label-supervised model versions against the database (the Django side of `label_trainer`).
 
 `train_label_model` turns the catalogue's labels into the trainer's arrays (on the persisted label split,
-`annotations.label_splits`), trains a `style-classifier` or `multitask-knn` version, computes every
-artwork's signature and registers the version with both kinds of metrics: the connection metrics every
-version gets (`rounds.validate`) and leave-one-out P@k by label (`label_metrics`). Label versions never
-become active: the review loop proposes connections from the connection model (`ModelVersion.activate`).
+`annotations.label_splits`), trains a `style-classifier`, `multitask-knn` or `backward-search` version,
+computes every artwork's signature and registers the version with both kinds of metrics: the connection
+metrics every version gets (`rounds.validate`) and leave-one-out P@k by label (`label_metrics`). Label
+versions never become active: the review loop proposes connections from the connection model
+(`ModelVersion.activate`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from jobs.progress import JobRefused, ProgressCallback, no_progress
 from workbench import paths
 
 from . import labels as label_codes
+from . import signature_store
 from .label_evaluation import gallery_label_metrics, label_artworks
 from .label_models import LabelModel, build_label_model
-from .label_trainer import LabelData, LabelTrainConfig, fit, signatures_for
+from .label_trainer import LabelData, LabelTrainConfig, fit, latents_for, signatures_for
 from .models import ModelVersion
 from .rounds import (
     build_gallery,
@@ -56,7 +58,8 @@ def encode(artworks: Sequence[Artwork], columns: Sequence[str]) -> list[label_co
 
 
 def default_labels(method: str, artworks: Sequence[Artwork]) -> list[str]:
-    """style for the classifier; style and genre for the multitask model, those the collection can train."""
+    """style for the classifier; style and genre for the multitask and backward-search models, those the
+    collection can train."""
     if method == "style-classifier":
         return ["style"]
     usable = []
@@ -69,7 +72,7 @@ def default_labels(method: str, artworks: Sequence[Artwork]) -> list[str]:
     if not usable:
         present = ", ".join(sorted(available_labels(artworks))) or "none"
         raise JobRefused(
-            f"no usable style or genre labels for the multitask model; name label columns with --labels "
+            f"no usable style or genre labels for the {method} model; name label columns with --labels "
             f"(columns with values here: {present})"
         )
     return usable
@@ -191,9 +194,16 @@ def _train_reserved(
         raise JobRefused(str(exc)) from None
     progress(0.86, "computing signatures of every artwork")
     full = build_gallery()
-    vectors = signatures_for(
-        result.model, full.data.paths, config, progress=lambda f, m: progress(0.86 + 0.09 * f, m)
-    )
+    latents = None
+    if config.method == "backward-search":  # z itself is kept too: the attribute heads read raw z
+        latents = latents_for(
+            result.model, full.data.paths, config, progress=lambda f, m: progress(0.86 + 0.09 * f, m)
+        )
+        vectors = latents / np.maximum(np.linalg.norm(latents, axis=1, keepdims=True), 1e-12)
+    else:
+        vectors = signatures_for(
+            result.model, full.data.paths, config, progress=lambda f, m: progress(0.86 + 0.09 * f, m)
+        )
     atomic_torch_save(
         {
             "model": result.model.state_dict(),
@@ -239,6 +249,11 @@ def _train_reserved(
     with transaction.atomic():
         version.save()
     store_signatures(version, full, vectors)
+    if latents is not None:
+        signature_store.save(
+            paths.latent_folder(version.number),
+            signature_store.SignatureSet([a.pk for a in full.artworks], latents),
+        )
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     figures = ", ".join(
         f"{name} P@1 {100 * values['p@1']:.1f}"

@@ -12,6 +12,10 @@ Two recipes:
 - `multitask-knn` (methods.md §2): one cross-entropy per label task with label smoothing 0.1, weight 1 each,
   plus 5 × the kNN triplet loss (k = 5, m = 0.2); AdamW with weight decay 0.05, layer-wise learning-rate
   decay 0.75, linear warm-up then cosine to 1e-6. Best epoch by validation P@1 (mean over the tasks).
+- `backward-search` (methods.md §4): a projection to z and one MLP head per label task; mean cross-entropy
+  over the tasks; Adam 0.01 with weight decay 1e-6 for the projection and heads (the trunk's learning
+  stages at `lr`, 1e-4: 0.01 would wreck pretrained weights), × 0.1 every 10 epochs, 30 epochs, batch 64.
+  Best epoch by validation accuracy (mean over the tasks): the search moves z until the heads agree.
 
 One preprocessing for training and extraction: the extraction's resize-and-pad to a square with the
 backbone's normalisation (`extraction.eval_transform`); augmentation, when on, is applied after it. The
@@ -68,10 +72,11 @@ class LabelTrainConfig:
     weights: str = "pretrained"
     weights_file: str | None = None
     input_size: int = 224
-    batch_size: int = 32
+    # None: 64 for backward-search (methods.md §4), 32 otherwise.
+    batch_size: int | None = None
     # Stage 2 of the classifier, or the multitask run: at most this many epochs (early stopping may end
-    # the classifier's sooner).
-    epochs: int = 50
+    # the classifier's sooner). None: 30 for backward-search (methods.md §4), 50 otherwise.
+    epochs: int | None = None
     # "standard": flip and a mild random resized crop of the padded square; "none": the extraction's
     # preprocessing only, so that the frozen stages' output can be computed once.
     augment: str = "standard"
@@ -99,13 +104,18 @@ class LabelTrainConfig:
     knn_weight: float = 5.0
     knn_k: int = 5
     knn_margin: float = 0.2
+    # backward-search (methods.md §4): Adam for the projection and heads, decayed stepwise.
+    head_lr: float = 0.01
+    adam_weight_decay: float = 1e-6
+    step_epochs: int = 10
+    step_gamma: float = 0.1
     extraction_batch_size: int = 32
     num_workers: int = 2
     device: str = "auto"
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.method not in ("style-classifier", "multitask-knn"):
+        if self.method not in ("style-classifier", "multitask-knn", "backward-search"):
             raise ValueError(f"unknown label method {self.method!r}")
         if not self.labels:
             raise ValueError("name at least one label to train on")
@@ -114,6 +124,10 @@ class LabelTrainConfig:
                 f"the style classifier predicts one label, not {len(self.labels)} "
                 f"({', '.join(self.labels)}); use multitask-knn for several"
             )
+        if self.batch_size is None:
+            self.batch_size = 64 if self.method == "backward-search" else 32
+        if self.epochs is None:
+            self.epochs = 30 if self.method == "backward-search" else 50
         if self.base_lr is None:
             self.base_lr = 2.5e-4 if self.backbone.startswith("vit_") else 1e-3
         if self.augment not in ("standard", "none"):
@@ -177,8 +191,11 @@ def compute_loss(
     logits: list[torch.Tensor],
     targets: torch.Tensor,
 ) -> torch.Tensor:
-    """Σ_t λ_t CE_t (+ λknn · L_knn for multitask-knn). A task none of the batch knows adds nothing."""
+    """Σ_t λ_t CE_t (+ λknn · L_knn for multitask-knn; the mean over the tasks for backward-search). A task
+    none of the batch knows adds nothing."""
     weights = config.task_weights or [1.0] * len(logits)
+    if config.method == "backward-search" and config.task_weights is None:
+        weights = [1.0 / len(logits)] * len(logits)
     smoothing = config.label_smoothing if config.method == "multitask-knn" else 0.0
     loss = z.sum() * 0.0
     for task, (weight, task_logits) in enumerate(zip(weights, logits, strict=True)):
@@ -293,9 +310,13 @@ def evaluate(
 
 def _score(config: LabelTrainConfig, evaluation: LabelEvaluation) -> float:
     """What picks the best epoch: the classifier's validation accuracy (methods.md §3), the multitask
-    model's validation P@1 averaged over its tasks (what it is for)."""
+    model's validation P@1 averaged over its tasks (what it is for), Backward Search's validation accuracy
+    averaged over its heads (what its search relies on)."""
     if config.method == "style-classifier":
         return next(iter(evaluation.accuracy.values()))
+    if config.method == "backward-search":
+        values = [v for v in evaluation.accuracy.values() if not math.isnan(v)]
+        return float(np.mean(values)) if values else float("nan")
     return evaluation.mean_p1
 
 
@@ -327,6 +348,8 @@ def _phases(config: LabelTrainConfig) -> list[_Phase]:
     # No head-only epochs first: linear probing then fine-tuning (Kumar et al., ICLR 2022) measured worse
     # here (People-Art artist P@1 29.4 against 31.8, bench/label_retrieval.py --set head_epochs=5 at
     # 089f7d5): heads that already fit move the backbone, hence the descriptor, less.
+    if config.method == "backward-search":
+        return [_Phase("backward-search", config.epochs, config.trainable_stages)]
     return [_Phase("multitask", config.epochs, config.trainable_stages)]
 
 
@@ -338,6 +361,14 @@ def _optimizer(
         lr = config.stage1_lr if phase.trainable_stages == 0 else config.lr
         params = [p for p in model.parameters() if p.requires_grad]
         return torch.optim.Adam(params, lr=lr), [lr]
+    if config.method == "backward-search":
+        trunk = [p for p in model.trunk.parameters() if p.requires_grad]
+        rest = [p for n, p in model.named_parameters() if not n.startswith("trunk.") and p.requires_grad]
+        groups = [{"params": rest, "lr": config.head_lr}]
+        if trunk:
+            groups.append({"params": trunk, "lr": config.lr})
+        optimizer = torch.optim.Adam(groups, weight_decay=config.adam_weight_decay)
+        return optimizer, [group["lr"] for group in groups]
     assert config.base_lr is not None
     peak = config.base_lr * config.batch_size / 64  # the paper's linear scaling from batch 64
     ids = layer_ids(model.trunk)
@@ -508,6 +539,10 @@ def fit(
                 generator=generator,
             )
             offset = (epoch_number - first_epoch) * steps_per_epoch
+            if config.method == "backward-search":  # × gamma every step_epochs epochs (methods.md §4)
+                decay = config.step_gamma ** ((epoch_number - first_epoch) // config.step_epochs)
+                for group, peak in zip(optimizer.param_groups, peaks, strict=True):
+                    group["lr"] = peak * decay
             started = time.monotonic()
             loss = train_one_epoch(
                 model,
@@ -540,7 +575,7 @@ def fit(
                     "lr": optimizer.param_groups[-1]["lr"],
                 }
             )
-            measure = "accuracy" if config.method == "style-classifier" else "P@1"
+            measure = "P@1" if config.method == "multitask-knn" else "accuracy"
             note = " (best so far)" if improved else ""
             log(
                 f"epoch {epoch_number} ({phase.name}): loss {loss:.4f}, "
@@ -675,3 +710,22 @@ def signatures_for(
         mean=mean,
         std=std,
     )
+
+
+class _RawDescriptor(nn.Module):
+    """A label model whose forward gives the signature layer before L2 normalisation (Backward Search's z,
+    which its attribute heads were trained on)."""
+
+    def __init__(self, model: LabelModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model.descriptor(images).float()
+
+
+def latents_for(
+    model: LabelModel, paths: Sequence[str], config: LabelTrainConfig, progress=None
+) -> np.ndarray:
+    """`signatures_for`, before normalisation (the same code path and preprocessing)."""
+    return signatures_for(_RawDescriptor(model).eval(), paths, config, progress)  # type: ignore[arg-type]

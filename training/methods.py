@@ -106,3 +106,19 @@ MULTITASK_KNN = register(
         embedder="training.label_rounds:embed_files",
     )
 )
+
+BACKWARD_SEARCH = register(
+    Method(
+        name="backward-search",
+        label="Backward Search (conditional)",
+        summary=(
+            "A projection to a 256-d z with one attribute classifier per label (methods.md §4); the "
+            'signature is z. Answers "like this one, but Baroque": the query\'s z is moved until the '
+            "classifiers see the wanted classes, by optimisation or by its distilled student (trained as a "
+            "follow-up job)."
+        ),
+        train_job="train_model",
+        loader="training.label_rounds:load_label_model",
+        embedder="training.label_rounds:embed_files",
+    )
+)

@@ -66,3 +66,19 @@ def train_model_job(job, progress, log) -> dict:
     return train_label_model(
         method, collections, user=job.created_by, job=job, progress=progress, log=log, **params
     )
+
+
+@job_handler("train_student")
+def train_student_job(job, progress, log) -> dict:
+    """The distilled student of a backward-search version's conditional search (methods.md §4)."""
+    from .conditional_search import train_student_for_version
+
+    version = resolve_version(str(job.params.get("model", "")))
+    return train_student_for_version(
+        version,
+        pairs_per_query=int(job.params.get("pairs_per_query", 8)),
+        epochs=int(job.params.get("epochs", 50)),
+        job=job,
+        progress=progress,
+        log=log,
+    )

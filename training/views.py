@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -158,6 +158,7 @@ def artwork_neighbours(request: HttpRequest, artwork_id: int) -> HttpResponse:
         "results": with_artworks(hits, artwork.pk) if hits else [],
         "missing": hits is None,
         "types": list(CONNECTION_TYPES),
+        "cform": blank_conditional_form(),
     }
     return render(request, "training/_neighbours.html", context)
 
@@ -184,6 +185,7 @@ def search(request: HttpRequest) -> HttpResponse:
     if request.GET.get("artwork", "").strip():
         artwork = get_object_or_404(Artwork, pk=parse.database_id(request.GET["artwork"], "artwork"))
         context["artwork"] = artwork
+        context["cform"] = blank_conditional_form()
         for version in [v for v in (first, second) if v is not None]:
             hits = nearest_to_artwork(version, artwork.pk, k=TOP_K)
             context["columns"].append(
@@ -271,3 +273,107 @@ def pair_matches_image(request: HttpRequest, first_id: int, second_id: int) -> H
     response = HttpResponse(png, content_type="image/png")
     response["Cache-Control"] = "private, max-age=3600"
     return response
+
+
+def conditional_versions() -> list[dict]:
+    """Backward-search versions, newest first, with the classes each can be conditioned on."""
+    from .conditional_search import METHOD
+
+    versions = []
+    for version in ModelVersion.objects.filter(method=METHOD).order_by("-number"):
+        tasks = version.config.get("label_tasks", {})
+        versions.append(
+            {
+                "version": version,
+                "tasks": [(name, task.get("classes", [])) for name, task in tasks.items()],
+                "has_student": "student" in (version.metrics or {}),
+            }
+        )
+    return versions
+
+
+def blank_conditional_form() -> dict:
+    available = conditional_versions()
+    return {
+        "available": available,
+        "chosen": available[0] if available else None,
+        "wanted": [],
+        "lambda": "",
+        "mode": "optimisation",
+    }
+
+
+def conditional_request(request: HttpRequest) -> tuple[dict, dict | None]:
+    """The form's state and, when the request names a query, the search's result. ConditionalSearchError
+    (and the parameter errors) for bad input."""
+    from .conditional_search import ConditionalSearchError, parse_lambda
+    from .conditional_search import search as conditional_search
+
+    available = conditional_versions()
+    chosen_value = request.GET.get("model", "").strip()
+    chosen = None
+    if chosen_value:
+        try:
+            version = resolve_version(chosen_value)
+        except ModelVersion.DoesNotExist as exc:
+            raise ConditionalSearchError(str(exc)) from None
+        chosen = next((v for v in available if v["version"].pk == version.pk), None)
+        if chosen is None:  # not a backward-search version: `search` says why
+            chosen = {"version": version, "tasks": [], "has_student": False}
+    elif available:
+        chosen = available[0]
+    wanted = [c for c in request.GET.getlist("condition") if c.strip()]
+    mode = request.GET.get("mode", "optimisation")
+    if mode not in ("optimisation", "student"):
+        raise ConditionalSearchError("mode must be 'optimisation' or 'student'")
+    form = {
+        "available": available,
+        "chosen": chosen,
+        "wanted": wanted,
+        "lambda": request.GET.get("lambda", ""),
+        "mode": mode,
+        "artwork_id": request.GET.get("artwork", ""),
+    }
+    if not request.GET.get("artwork", "").strip():
+        return form, None
+    if chosen is None:
+        raise ConditionalSearchError("no backward-search model yet: a curator trains one on the rounds page")
+    artwork_id = parse.database_id(request.GET["artwork"], "artwork")
+    lam = parse_lambda(request.GET.get("lambda"))
+    top = parse.integer(request.GET.get("top", str(TOP_K)), "top", low=1, high=200)
+    result = conditional_search(chosen["version"], artwork_id, wanted, lam, mode == "student", top)
+    return form, result
+
+
+@login_required
+@require_GET
+def conditional(request: HttpRequest) -> HttpResponse:
+    """ "Like this one, but …": a backward-search version's conditional results beside its plain ones."""
+    from .conditional_search import ConditionalSearchError
+
+    context: dict = {}
+    try:
+        context["form"], context["result"] = conditional_request(request)
+    except (ConditionalSearchError, parse.BadParameter) as exc:
+        context["form"] = {**blank_conditional_form(), "artwork_id": request.GET.get("artwork", "")}
+        context["error"] = str(exc)
+        return render(request, "training/conditional.html", context, status=400)
+    result = context["result"]
+    if result is not None:
+        context["query"] = Artwork.objects.get(pk=result["query"])
+    return render(request, "training/conditional.html", context)
+
+
+@login_required
+@require_GET
+def conditional_json(request: HttpRequest) -> JsonResponse:
+    """The same search as JSON: ranked hits with scores, predicted classes and similarity to the query."""
+    from .conditional_search import ConditionalSearchError, as_json
+
+    try:
+        _, result = conditional_request(request)
+    except (ConditionalSearchError, parse.BadParameter) as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    if result is None:
+        return JsonResponse({"error": "name the query artwork (artwork=ID)"}, status=400)
+    return JsonResponse(as_json(result))

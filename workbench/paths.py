@@ -101,6 +101,16 @@ def raw_signatures_folder(number: int) -> Path:
     return signatures_folder(number) / "raw"
 
 
+def latent_folder(number: int) -> Path:
+    """A backward-search version's z before L2 normalisation (its attribute heads read raw z)."""
+    return signatures_folder(number) / "latent"
+
+
+def student_file(number: int) -> Path:
+    """The distilled conditional-search student of backward-search version `number`."""
+    return root() / "models" / f"v{number}-student.pt"
+
+
 def synthetic_signatures_folder(number: int) -> Path:
     """Signatures of the synthetic validation images under version `number`, keyed by file name."""
     return signatures_folder(number) / "synthetic"

@@ -1,0 +1,323 @@
+"""Conditional search against the database: "like this artwork, but Baroque" under a backward-search version
+(the Django side of `conditional`), and the training of its distilled student as a job.
+
+A backward-search version keeps, beside its L2-normalised signatures, its raw z (`paths.latent_folder`): the
+attribute heads were trained on raw z. Artworks whose signatures were extracted after the version was
+trained have no stored z yet; it is computed from their image the first time a search needs it.
+
+The student is registered with its teacher: its file is `paths.student_file(number)` and its figures are
+`version.metrics["student"]`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from django.db import transaction
+from django.utils import timezone
+
+from annotations.models import Artwork
+from jobs.progress import JobRefused, ProgressCallback, no_progress
+from workbench import paths
+
+from . import conditional, signature_store
+from .label_models import LabelModel
+from .models import ModelVersion
+from .search import signatures
+from .trainer import atomic_torch_save
+
+METHOD = "backward-search"
+TOP_K = 20
+
+
+class ConditionalSearchError(Exception):
+    """Bad input for a conditional search: shown to the user (400 on the web), never a traceback."""
+
+
+@dataclass
+class ConditionalModel:
+    version: ModelVersion
+    model: LabelModel
+    classes: dict[str, list[str]]  # label task → class names, in the heads' order
+    student: conditional.ConditionalStudent | None
+    student_stamp: float | None
+
+
+_lock = threading.Lock()
+_loaded: dict[tuple[str, float], ConditionalModel] = {}
+
+
+def require_conditional(version: ModelVersion) -> None:
+    if version.method != METHOD:
+        raise ConditionalSearchError(
+            f"{version.label} is a {version.method} model without attribute heads to condition on: "
+            f"conditional search needs a {METHOD} model (python manage.py train_model --method {METHOD})"
+        )
+
+
+def load(version: ModelVersion) -> ConditionalModel:
+    """The version's model, class names and student, loaded once per process (the student again when its
+    file changes: it is trained after the teacher)."""
+    require_conditional(version)
+    student_path = paths.student_file(version.number)
+    stamp = student_path.stat().st_mtime if student_path.exists() else None
+    checkpoint = paths.absolute(version.checkpoint)
+    if not checkpoint.exists():
+        raise ConditionalSearchError(f"the model file of {version.label} is missing ({version.checkpoint})")
+    key = (str(checkpoint), checkpoint.stat().st_mtime)  # a number is reused by another data folder (tests)
+    with _lock:
+        cached = _loaded.get(key)
+        if cached is None:
+            state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+            from .label_rounds import load_label_model
+
+            cached = ConditionalModel(version, load_label_model(version), state["classes"], None, None)
+            _loaded.clear()  # one model in memory at a time
+            _loaded[key] = cached
+        if cached.student_stamp != stamp:
+            cached.student, cached.student_stamp = (load_student(version) if stamp else None), stamp
+        return cached
+
+
+def load_student(version: ModelVersion) -> conditional.ConditionalStudent:
+    state = torch.load(paths.student_file(version.number), map_location="cpu", weights_only=False)
+    student = conditional.ConditionalStudent(state["dim"], state["n_classes"])
+    student.load_state_dict(state["model"])
+    return student.eval()
+
+
+def latents(loaded: ConditionalModel, artwork_ids: Sequence[int]) -> np.ndarray:
+    """Raw z of `artwork_ids` (in that order): stored, or computed from the images and stored."""
+    folder = paths.latent_folder(loaded.version.number)
+    stored = signature_store.load(folder)
+    rows = stored.row_of() if stored is not None else {}
+    missing = [a for a in dict.fromkeys(artwork_ids) if a not in rows]
+    if missing:
+        from .label_rounds import config_for
+        from .label_trainer import latents_for
+
+        artworks = Artwork.objects.in_bulk(missing)
+        unknown = [a for a in missing if a not in artworks]
+        if unknown:
+            raise ConditionalSearchError(f"no artwork with id {unknown[0]}")
+        files = [str(paths.absolute(artworks[a].image_relpath)) for a in missing]
+        config = config_for(loaded.version, num_workers=0, device="cpu")
+        computed = latents_for(loaded.model, files, config)
+        stored = signature_store.merge(stored, missing, computed)
+        signature_store.save(folder, stored)
+        rows = stored.row_of()
+    assert stored is not None
+    return np.stack([stored.vectors[rows[a]] for a in artwork_ids]).astype(np.float32)
+
+
+def parse_lambda(value: str | float | None) -> float | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        lam = float(value)
+    except ValueError:
+        raise ConditionalSearchError(f"λ must be a number, not {value!r}") from None
+    if not np.isfinite(lam) or lam < 0 or lam > 1000:
+        raise ConditionalSearchError(f"λ must be between 0 and 1000, not {value}")
+    return lam
+
+
+def search(
+    version: ModelVersion,
+    artwork_id: int,
+    wanted: Sequence[str] | Mapping[str, str],
+    lam: float | None = None,
+    student: bool = False,
+    k: int = TOP_K,
+) -> dict:
+    """The k artworks nearest to the query moved towards the `wanted` classes, beside its k plain nearest
+    under the same version; each hit with its predicted classes and its similarity kept to the query.
+
+    Raises ConditionalSearchError for a version without heads, an unknown artwork or one without a
+    signature, unknown condition names or classes, a bad λ, or a student not trained yet."""
+    loaded = load(version)
+    try:
+        row = conditional.parse_conditions(wanted, loaded.classes)
+    except conditional.ConditionError as exc:
+        raise ConditionalSearchError(str(exc)) from None
+    if not Artwork.objects.filter(pk=artwork_id).exists():
+        raise ConditionalSearchError(f"no artwork with id {artwork_id}")
+    found = signatures(version)
+    if found is None or artwork_id not in found[1]:
+        raise ConditionalSearchError(
+            f"artwork {artwork_id} has no signature under {version.label} yet (run extract_signatures)"
+        )
+    stored, rows = found
+    heads = loaded.model.heads
+    z0 = torch.from_numpy(latents(loaded, [artwork_id]))
+    conditions = torch.from_numpy(row).unsqueeze(0)
+    n_conditions = int((row >= 0).sum())
+    used_lambda = conditional.default_lambda(n_conditions) if lam is None else lam
+    started = time.perf_counter()
+    if student:
+        if loaded.student is None:
+            raise ConditionalSearchError(
+                f"{version.label} has no distilled student yet (its train_student job has not run); "
+                "use the optimisation"
+            )
+        with torch.no_grad():
+            z = loaded.student(z0, conditions)
+        steps = 0
+    else:
+        try:
+            result = conditional.backward_search(heads, z0, conditions, lam)
+        except conditional.ConditionError as exc:
+            raise ConditionalSearchError(str(exc)) from None
+        z, steps = result.z, result.steps
+    moved_ms = 1000 * (time.perf_counter() - started)
+    query_row = rows[artwork_id]
+    query_signature = stored.vectors[query_row]
+    conditional_rows, conditional_scores = conditional.cosine_top(
+        z[0].numpy(), stored.vectors, k, exclude=[query_row]
+    )
+    plain_rows, plain_scores = conditional.cosine_top(query_signature, stored.vectors, k, exclude=[query_row])
+    tasks = list(loaded.classes)
+
+    def describe(hit_rows: np.ndarray, scores: np.ndarray) -> list[dict]:
+        ids = [int(stored.ids[r]) for r in hit_rows]
+        if not ids:
+            return []
+        predicted = conditional.predict_attributes(heads, torch.from_numpy(latents(loaded, ids)))
+        artworks = Artwork.objects.in_bulk(ids)
+        out = []
+        for position, (artwork_id_, r, score) in enumerate(zip(ids, hit_rows, scores, strict=True)):
+            attributes = {
+                task: {
+                    "class": loaded.classes[task][int(predicted[t][0][position])],
+                    "probability": float(predicted[t][1][position]),
+                }
+                for t, task in enumerate(tasks)
+            }
+            met = all(
+                attributes[task]["class"] == loaded.classes[task][int(row[t])]
+                for t, task in enumerate(tasks)
+                if row[t] >= 0
+            )
+            out.append(
+                {
+                    "artwork_id": artwork_id_,
+                    "artwork": artworks.get(artwork_id_),
+                    "score": float(score),
+                    "similarity_to_query": float(stored.vectors[r] @ query_signature),
+                    "predicted": attributes,
+                    "meets_conditions": met,
+                }
+            )
+        return out
+
+    query_predicted = conditional.predict_attributes(heads, z0)
+    return {
+        "model": version.number,
+        "query": artwork_id,
+        "query_predicted": {
+            task: loaded.classes[task][int(query_predicted[t][0][0])] for t, task in enumerate(tasks)
+        },
+        "conditions": {
+            task: loaded.classes[task][int(row[t])] for t, task in enumerate(tasks) if row[t] >= 0
+        },
+        "lambda": None if student else used_lambda,
+        "mode": "student" if student else "optimisation",
+        "steps": steps,
+        "milliseconds": moved_ms,
+        "hits": describe(conditional_rows, conditional_scores),
+        "plain_hits": describe(plain_rows, plain_scores),
+    }
+
+
+def as_json(result: dict) -> dict:
+    """`search`'s result without the Artwork objects, each hit with its title and page."""
+
+    def hit(entry: dict) -> dict:
+        artwork = entry["artwork"]
+        return {
+            **{key: value for key, value in entry.items() if key != "artwork"},
+            "title": artwork.title if artwork else "",
+            "external_id": artwork.external_id if artwork else "",
+        }
+
+    return {
+        **result,
+        "hits": [hit(h) for h in result["hits"]],
+        "plain_hits": [hit(h) for h in result["plain_hits"]],
+    }
+
+
+def train_student_for_version(
+    version: ModelVersion,
+    *,
+    pairs_per_query: int = 8,
+    epochs: int = 50,
+    job=None,
+    progress: ProgressCallback = no_progress,
+    log: Callable[[str], None] = lambda line: None,
+) -> dict:
+    """Distil the version's Backward Search into its student (methods.md §4) on random (query, conditions)
+    pairs of the label split's train artworks, and register it with the teacher."""
+    try:
+        require_conditional(version)
+    except ConditionalSearchError as exc:
+        raise JobRefused(str(exc)) from None
+    loaded = load(version)
+    found = signatures(version)
+    if found is None:
+        raise JobRefused(f"{version.label} has no signatures yet")
+    train_ids = list(
+        Artwork.objects.filter(pk__in=found[0].ids, label_split="train")
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    if len(train_ids) < 4:
+        raise JobRefused(f"too few artworks in the label split's train part ({len(train_ids)}) to distil")
+    progress(0.01, f"raw z of {len(train_ids)} train artworks")
+    z_train = torch.from_numpy(latents(loaded, train_ids))
+    n_classes = [len(names) for names in loaded.classes.values()]
+    fit = conditional.train_student(
+        loaded.model.heads,
+        n_classes,
+        z_train,
+        pairs_per_query=pairs_per_query,
+        epochs=epochs,
+        # A cancelled job stops here: its progress callback raises.
+        progress=lambda f, m: progress(0.02 + 0.95 * f, m),
+    )
+    atomic_torch_save(
+        {
+            "model": fit.student.state_dict(),
+            "dim": int(z_train.shape[1]),
+            "n_classes": n_classes,
+            "classes": loaded.classes,
+            "teacher": version.number,
+        },
+        paths.student_file(version.number),
+    )
+    figures = {
+        "file": paths.relative(paths.student_file(version.number)),
+        "pairs": len(train_ids) * pairs_per_query,
+        "epochs": epochs,
+        "best_epoch": fit.best_epoch,
+        "val_mse": fit.val_mse,
+        "teacher_seconds": fit.teacher_seconds,
+        "seconds": fit.seconds,
+        "trained_at": timezone.now().isoformat(),
+        "job": job.pk if job is not None else None,
+    }
+    with transaction.atomic():
+        fresh = ModelVersion.objects.select_for_update().get(pk=version.pk)
+        fresh.metrics = {**(fresh.metrics or {}), "student": figures}
+        fresh.save(update_fields=["metrics"])
+    summary = (
+        f"student of {version.label}: validation MSE {fit.val_mse:.4f} to the optimisation's z "
+        f"({figures['pairs']} pairs, best epoch {fit.best_epoch} of {epochs})"
+    )
+    log(summary)
+    return {"summary": summary, "version": version.number}
