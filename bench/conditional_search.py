@@ -25,8 +25,9 @@ Methods, each ranking the gallery for each pair:
    is the wanted one (baseline);
 3. ``optimisation``: Backward Search from the query's z (Adam lr 0.2, ≤ 100 steps, patience 10, λ 1.1),
    then the nearest to the moved z; also at other λ (`--lambdas`), the trade-off it controls;
-4. ``student``: the distilled student (`training.conditional.train_student`, 8 random pairs per train-split
-   query, 50 epochs, Adam 1e-3, batch 512), then the nearest to its z.
+4. ``student``: the distilled student as the workbench's `train_student` job trains it
+   (`training.conditional.train_student`: 8 random pairs per train-split query, one or two conditions, 50
+   epochs, Adam 1e-3, batch 512), then the nearest to its z.
 
 Measured: precision@10 of the wanted class (the paper's "mAP@10"); the mean cosine similarity of the top 10
 to the query in the *pretrained* Lite0 feature space (not the space being optimised, so a method cannot score
@@ -51,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from label_retrieval import load_set, plain_extract, pretrained_model
+from label_retrieval import label_data, load_set, plain_extract, pretrained_model, say
 from timing import _cpu_model_and_flags, machine_line
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,23 +64,6 @@ TOP = 10
 MIN_GALLERY_CLASS = 10
 LARGE_INDEX = 100_000
 PUBLISHED_P10 = 0.541  # methods.md §4: averaged over the paper's data sets, query kept in its gallery
-
-
-def say(line: str = "") -> None:
-    print(line, flush=True)
-
-
-def label_data(paths, tasks, split):
-    from training.label_trainer import LabelData
-
-    labelled = (np.stack([task.targets for task in tasks], axis=1) >= 0).any(axis=1)
-    return LabelData(
-        paths=paths,
-        tasks=list(tasks),
-        train=np.flatnonzero((split == "train") & labelled),
-        val=np.flatnonzero((split == "val") & labelled),
-        test=np.flatnonzero((split == "test") & labelled),
-    )
 
 
 def draw_pairs(style: np.ndarray, test: np.ndarray, n_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -209,7 +193,6 @@ def run_dataset(name: str, args, scratch: Path) -> dict[str, Any]:
     train_z = torch.from_numpy(z[data.train]).float()
     student_fit = conditional.train_student(
         heads, [t.n_classes for t in tasks], train_z, pairs_per_query=8, epochs=args.student_epochs,
-        max_conditions=1,
         progress=lambda f, m: None,
     )  # fmt: skip
     student = student_fit.student.eval()

@@ -2,6 +2,11 @@
 
 bin/start &                      # note the login it prints
 .venv/bin/python docs/take_screenshots.py --url http://127.0.0.1:8000 --user curator --password ...
+
+The conditional search needs a backward-search model on a collection with styles (the demo has none); for
+its screenshot alone, on such a workbench (README, "Conditional search"):
+.venv/bin/python docs/take_screenshots.py --password ... --only-conditional --query 42 \
+    --condition style=Cubism
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ def main() -> None:
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--user", default="curator")
     parser.add_argument("--password", required=True)
+    parser.add_argument("--query", type=int, help="artwork id for the conditional search's screenshot")
+    parser.add_argument("--condition", action="append", default=[], help="LABEL=CLASS, repeatable")
+    parser.add_argument("--only-conditional", action="store_true", help="only the conditional search")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
@@ -32,6 +40,14 @@ def main() -> None:
         page.fill("input[name=password]", args.password)
         page.click("button[type=submit]")
         page.wait_for_selector("h1")
+        if args.query:
+            conditions = "".join(f"&condition={c}" for c in args.condition)
+            page.goto(f"/conditional/?artwork={args.query}{conditions}&top=12")
+            page.wait_for_load_state("networkidle")
+            page.screenshot(path=OUT / "conditional.png", full_page=True)
+        if args.only_conditional:
+            browser.close()
+            return
         page.screenshot(path=OUT / "dashboard.png")
         page.click(".card a[href^='/collections/']:nth-of-type(1)")
         page.wait_for_load_state("networkidle")

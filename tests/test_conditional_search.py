@@ -41,8 +41,12 @@ def test_a_backward_search_model_and_its_student_answer_conditional_queries(trai
     assert paths.student_file(version.number).exists()
     assert version.metrics["student"]["pairs"] > 0 and version.metrics["student"]["val_mse"] >= 0
 
-    query = Artwork.objects.filter(style="Baroque").order_by("pk").first()
+    assert version.metrics["labels"]["style"]["n_queries"] == 6  # measured like every version
     capsys.readouterr()
+    call_command("evaluate_model", "--model", str(version.number))
+    assert "Backward Search (conditional)" in capsys.readouterr().out
+
+    query = Artwork.objects.filter(style="Baroque").order_by("pk").first()
     call_command(
         "conditional_search", "--model", str(version.number), "--query", str(query.pk),
         "--condition", "style=Gothic", "--top", "5", "--plain",
@@ -128,6 +132,10 @@ def test_the_conditional_page_and_its_json(trained, client):
         (f"artwork={query.pk}&condition=style=Gothic&model=v999", "v999"),
         (f"artwork={query.pk}&condition=style=Gothic&lambda=abc", "λ must be a number"),
         (f"artwork={query.pk}&condition=style=Gothic&mode=magic", "mode must be"),
+        (
+            f"artwork={query.pk}&condition=style=Gothic&mode=student&lambda=2",
+            "the student learned the default λ",
+        ),
         (f"artwork={query.pk}", "at least one condition"),
         ("artwork=abc&condition=style=Gothic", "artwork"),
         ("condition=style=Gothic", "name the query artwork"),

@@ -33,6 +33,7 @@ from .trainer import atomic_torch_save
 
 METHOD = "backward-search"
 TOP_K = 20
+MAX_STUDENT_PAIRS = 100_000
 
 
 class ConditionalSearchError(Exception):
@@ -141,6 +142,8 @@ def search(
     Raises ConditionalSearchError for a version without heads, an unknown artwork or one without a
     signature, unknown condition names or classes, a bad λ, or a student not trained yet."""
     loaded = load(version)
+    if student and lam is not None:
+        raise ConditionalSearchError("the student learned the default λ: λ is for the optimisation")
     try:
         row = conditional.parse_conditions(wanted, loaded.classes)
     except conditional.ConditionError as exc:
@@ -271,11 +274,18 @@ def train_student_for_version(
     found = signatures(version)
     if found is None:
         raise JobRefused(f"{version.label} has no signatures yet")
-    train_ids = list(
-        Artwork.objects.filter(pk__in=found[0].ids, label_split="train")
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
+    with_signature = set(found[0].ids)
+    train_ids = [
+        pk
+        for pk in Artwork.objects.filter(label_split="train").order_by("pk").values_list("pk", flat=True)
+        if pk in with_signature
+    ]
+    if len(train_ids) * pairs_per_query > MAX_STUDENT_PAIRS:
+        # Memory and time stay bounded on a large collection: a fixed sample of the train queries (their z,
+        # targets and moved z are 3 KB a pair; 100,000 pairs optimise in about a minute on 2 CPUs).
+        rng = np.random.default_rng(0)
+        keep = MAX_STUDENT_PAIRS // pairs_per_query
+        train_ids = sorted(rng.choice(train_ids, size=keep, replace=False).tolist())
     if len(train_ids) < 4:
         raise JobRefused(f"too few artworks in the label split's train part ({len(train_ids)}) to distil")
     progress(0.01, f"raw z of {len(train_ids)} train artworks")

@@ -40,10 +40,6 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         try:
             lam = parse_lambda(options["lam"])
-            if options["student"] and lam is not None:
-                raise ConditionalSearchError(
-                    "the student learned the default λ: --lambda is for the optimisation"
-                )
             result = search(
                 version, options["query"], options["condition"], lam, options["student"], options["top"]
             )
