@@ -4,6 +4,8 @@ student as a follow-up job, searched from the command line, the page and the JSO
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
@@ -97,6 +99,23 @@ def test_a_backward_search_model_and_its_student_answer_conditional_queries(trai
                  "--condition", "style=Gothic")  # fmt: skip
     stored = signature_store.load(paths.latent_folder(version.number)).ids
     assert late.pk in stored and 46 <= len(stored) <= 48  # the query's, and those of new hits
+
+    # An image that cannot be read when its z is needed, a student that is gone: clear refusals.
+    other = Artwork.objects.get(external_id="lab-201")
+    shutil.rmtree(paths.latent_folder(version.number))
+    paths.absolute(other.image_relpath).write_bytes(b"not an image")
+    with pytest.raises(CommandError, match="image cannot be read"):
+        call_command("conditional_search", "--model", str(version.number), "--query", str(other.pk),
+                     "--condition", "style=Gothic")  # fmt: skip
+    paths.student_file(version.number).unlink()
+    with pytest.raises(CommandError, match="no distilled student yet.*train_student --model"):
+        call_command("conditional_search", "--model", str(version.number), "--query", str(query.pk),
+                     "--condition", "style=Gothic", "--student")  # fmt: skip
+    call_command("train_student", "--model", str(version.number), "--epochs", "2", "--inline")
+    call_command("conditional_search", "--model", str(version.number), "--query", str(query.pk),
+                 "--condition", "style=Gothic", "--student")  # fmt: skip
+    with pytest.raises(CommandError, match="only backward-search ones have a student"):
+        call_command("train_student", "--model", str(connection.number), "--inline")
 
 
 @pytest.mark.django_db(transaction=True)

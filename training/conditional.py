@@ -66,7 +66,9 @@ def parse_conditions(
         for item in wanted:
             task, sep, value = str(item).partition("=")
             if not sep or not task.strip() or not value.strip():
-                raise ConditionError(f"a condition is LABEL=CLASS (e.g. style=Baroque), not {item!r}")
+                raise ConditionError(
+                    f"a condition is LABEL=CLASS (e.g. style=Baroque), not {str(item)[:80]!r}"
+                )
             pairs.append((task.strip(), value.strip()))
     if not pairs:
         raise ConditionError("name at least one condition (LABEL=CLASS)")
@@ -74,16 +76,27 @@ def parse_conditions(
     row = np.full(len(tasks), -1, dtype=np.int64)
     for task, value in pairs:
         if task not in classes:
-            raise ConditionError(f"the model has no label {task!r}; its labels: {', '.join(tasks) or 'none'}")
+            raise ConditionError(
+                f"the model has no label {task[:80]!r}; its labels: {', '.join(tasks) or 'none'}"
+            )
         names = list(classes[task])
-        lowered = [name.casefold() for name in names]
-        if value.casefold() not in lowered:
+        # Exactly as written first: catalogue classes are case-sensitive ("Baroque" and "baroque" may both
+        # be classes); otherwise ignoring case, when that names one class.
+        matches = [i for i, name in enumerate(names) if name == value] or [
+            i for i, name in enumerate(names) if name.casefold() == value.casefold()
+        ]
+        if not matches:
             shown = ", ".join(names[:12]) + (f" … ({len(names)} in all)" if len(names) > 12 else "")
-            raise ConditionError(f"the model knows no {task} {value!r}; its {task} classes: {shown}")
+            raise ConditionError(f"the model knows no {task} {value[:80]!r}; its {task} classes: {shown}")
+        if len(matches) > 1:
+            raise ConditionError(
+                f"{value!r} names several {task} classes ({', '.join(names[i] for i in matches)}): "
+                "write it as the class is written"
+            )
         index = tasks.index(task)
         if row[index] >= 0:
             raise ConditionError(f"two conditions on {task}: give one class per label")
-        row[index] = lowered.index(value.casefold())
+        row[index] = matches[0]
     return row
 
 

@@ -11,6 +11,7 @@ The student is registered with its teacher: its file is `paths.student_file(numb
 
 from __future__ import annotations
 
+import fcntl
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -61,12 +62,11 @@ def require_conditional(version: ModelVersion) -> None:
         )
 
 
-def load(version: ModelVersion) -> ConditionalModel:
-    """The version's model, class names and student, loaded once per process (the student again when its
-    file changes: it is trained after the teacher)."""
+def load(version: ModelVersion, with_student: bool = False) -> ConditionalModel:
+    """The version's model and class names, loaded once per process; with its student when asked (again
+    when the student's file changes: it is trained after the teacher). A missing or damaged file is a
+    ConditionalSearchError, not a traceback."""
     require_conditional(version)
-    student_path = paths.student_file(version.number)
-    stamp = student_path.stat().st_mtime if student_path.exists() else None
     checkpoint = paths.absolute(version.checkpoint)
     if not checkpoint.exists():
         raise ConditionalSearchError(f"the model file of {version.label} is missing ({version.checkpoint})")
@@ -74,46 +74,90 @@ def load(version: ModelVersion) -> ConditionalModel:
     with _lock:
         cached = _loaded.get(key)
         if cached is None:
-            state = torch.load(checkpoint, map_location="cpu", weights_only=False)
             from .label_rounds import load_label_model
 
-            cached = ConditionalModel(version, load_label_model(version), state["classes"], None, None)
+            try:
+                state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+                classes = state.get("classes") or {
+                    name: task["classes"] for name, task in version.config.get("label_tasks", {}).items()
+                }
+                model = load_label_model(version)
+            except Exception as exc:  # a damaged file: any of pickle's, torch's or a state dict's errors
+                raise ConditionalSearchError(
+                    f"the model file of {version.label} cannot be read: {exc}"
+                ) from None
+            if len(classes) != len(model.heads):
+                raise ConditionalSearchError(f"{version.label} does not record the classes of its heads")
+            cached = ConditionalModel(version, model, classes, None, None)
             _loaded.clear()  # one model in memory at a time
             _loaded[key] = cached
-        if cached.student_stamp != stamp:
-            cached.student, cached.student_stamp = (load_student(version) if stamp else None), stamp
+        if with_student:
+            student_path = paths.student_file(version.number)
+            stamp = student_path.stat().st_mtime if student_path.exists() else None
+            if stamp is None:
+                raise ConditionalSearchError(
+                    f"{version.label} has no distilled student yet (its train_student job has not run: "
+                    f"python manage.py train_student --model {version.number}); use the optimisation"
+                )
+            if cached.student_stamp != stamp:
+                cached.student, cached.student_stamp = load_student(version), stamp
         return cached
 
 
 def load_student(version: ModelVersion) -> conditional.ConditionalStudent:
-    state = torch.load(paths.student_file(version.number), map_location="cpu", weights_only=False)
-    student = conditional.ConditionalStudent(state["dim"], state["n_classes"])
-    student.load_state_dict(state["model"])
+    try:
+        state = torch.load(paths.student_file(version.number), map_location="cpu", weights_only=False)
+        student = conditional.ConditionalStudent(state["dim"], state["n_classes"])
+        student.load_state_dict(state["model"])
+    except Exception as exc:  # a damaged file: any of pickle's, torch's or a state dict's errors
+        raise ConditionalSearchError(
+            f"the student of {version.label} cannot be read ({exc}): train it again with "
+            f"python manage.py train_student --model {version.number}"
+        ) from None
     return student.eval()
 
 
 def latents(loaded: ConditionalModel, artwork_ids: Sequence[int]) -> np.ndarray:
-    """Raw z of `artwork_ids` (in that order): stored, or computed from the images and stored."""
+    """Raw z of `artwork_ids` (in that order): stored, or computed from the images and stored.
+
+    Read and extended under an exclusive lock on the folder: two searches that both compute missing z
+    would otherwise each save the store they started from plus their own rows, and the second write would
+    drop the first's (or, the ids and the vectors being two files, pair one's ids with the other's rows)."""
     folder = paths.latent_folder(loaded.version.number)
     stored = signature_store.load(folder)
     rows = stored.row_of() if stored is not None else {}
-    missing = [a for a in dict.fromkeys(artwork_ids) if a not in rows]
-    if missing:
-        from .label_rounds import config_for
-        from .label_trainer import latents_for
-
-        artworks = Artwork.objects.in_bulk(missing)
-        unknown = [a for a in missing if a not in artworks]
-        if unknown:
-            raise ConditionalSearchError(f"no artwork with id {unknown[0]}")
-        files = [str(paths.absolute(artworks[a].image_relpath)) for a in missing]
-        config = config_for(loaded.version, num_workers=0, device="cpu")
-        computed = latents_for(loaded.model, files, config)
-        stored = signature_store.merge(stored, missing, computed)
-        signature_store.save(folder, stored)
-        rows = stored.row_of()
+    if any(a not in rows for a in artwork_ids):
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / ".lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            stored = signature_store.load(folder)  # as it is now, under the lock
+            rows = stored.row_of() if stored is not None else {}
+            missing = [a for a in dict.fromkeys(artwork_ids) if a not in rows]
+            if missing:
+                stored = signature_store.merge(stored, missing, _compute_latents(loaded, missing))
+                signature_store.save(folder, stored)
+                rows = stored.row_of()
     assert stored is not None
     return np.stack([stored.vectors[rows[a]] for a in artwork_ids]).astype(np.float32)
+
+
+def _compute_latents(loaded: ConditionalModel, artwork_ids: list[int]) -> np.ndarray:
+    from .extraction import ImageReadError
+    from .label_rounds import config_for
+    from .label_trainer import latents_for
+
+    artworks = Artwork.objects.in_bulk(artwork_ids)
+    unknown = [a for a in artwork_ids if a not in artworks]
+    if unknown:
+        raise ConditionalSearchError(f"no artwork with id {unknown[0]}")
+    files = [str(paths.absolute(artworks[a].image_relpath)) for a in artwork_ids]
+    config = config_for(loaded.version, num_workers=0, device="cpu")
+    try:
+        return latents_for(loaded.model, files, config)
+    except (OSError, ImageReadError) as exc:
+        raise ConditionalSearchError(
+            f"an artwork's image cannot be read to place it under the model: {exc}"
+        ) from None
 
 
 def parse_lambda(value: str | float | None) -> float | None:
@@ -141,9 +185,9 @@ def search(
 
     Raises ConditionalSearchError for a version without heads, an unknown artwork or one without a
     signature, unknown condition names or classes, a bad λ, or a student not trained yet."""
-    loaded = load(version)
     if student and lam is not None:
         raise ConditionalSearchError("the student learned the default λ: λ is for the optimisation")
+    loaded = load(version, with_student=student)
     try:
         row = conditional.parse_conditions(wanted, loaded.classes)
     except conditional.ConditionError as exc:
@@ -163,11 +207,7 @@ def search(
     used_lambda = conditional.default_lambda(n_conditions) if lam is None else lam
     started = time.perf_counter()
     if student:
-        if loaded.student is None:
-            raise ConditionalSearchError(
-                f"{version.label} has no distilled student yet (its train_student job has not run); "
-                "use the optimisation"
-            )
+        assert loaded.student is not None  # `load` refused otherwise
         with torch.no_grad():
             z = loaded.student(z0, conditions)
         steps = 0
@@ -187,11 +227,16 @@ def search(
     tasks = list(loaded.classes)
 
     def describe(hit_rows: np.ndarray, scores: np.ndarray) -> list[dict]:
-        ids = [int(stored.ids[r]) for r in hit_rows]
-        if not ids:
+        artworks = Artwork.objects.in_bulk([int(stored.ids[r]) for r in hit_rows])
+        # An artwork deleted since the signatures were written is left out.
+        kept = [
+            (r, score) for r, score in zip(hit_rows, scores, strict=True) if int(stored.ids[r]) in artworks
+        ]
+        if not kept:
             return []
+        hit_rows, scores = np.array([r for r, _ in kept]), np.array([score for _, score in kept])
+        ids = [int(stored.ids[r]) for r in hit_rows]
         predicted = conditional.predict_attributes(heads, torch.from_numpy(latents(loaded, ids)))
-        artworks = Artwork.objects.in_bulk(ids)
         out = []
         for position, (artwork_id_, r, score) in enumerate(zip(ids, hit_rows, scores, strict=True)):
             attributes = {
@@ -270,7 +315,10 @@ def train_student_for_version(
         require_conditional(version)
     except ConditionalSearchError as exc:
         raise JobRefused(str(exc)) from None
-    loaded = load(version)
+    try:
+        loaded = load(version)
+    except ConditionalSearchError as exc:
+        raise JobRefused(str(exc)) from None
     found = signatures(version)
     if found is None:
         raise JobRefused(f"{version.label} has no signatures yet")

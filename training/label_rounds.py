@@ -246,14 +246,13 @@ def _train_reserved(
     if result.test is not None:
         metrics["label_accuracy"] = json_safe(result.test.accuracy)
     version.metrics = metrics
+    if latents is not None:  # before the version exists, so no search finds it without its z
+        signature_store.save(
+            paths.latent_folder(number), signature_store.SignatureSet([a.pk for a in full.artworks], latents)
+        )
     with transaction.atomic():
         version.save()
     store_signatures(version, full, vectors)
-    if latents is not None:
-        signature_store.save(
-            paths.latent_folder(version.number),
-            signature_store.SignatureSet([a.pk for a in full.artworks], latents),
-        )
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     figures = ", ".join(
         f"{name} P@1 {100 * values['p@1']:.1f}"

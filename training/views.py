@@ -303,7 +303,7 @@ def blank_conditional_form() -> dict:
     }
 
 
-def conditional_request(request: HttpRequest) -> tuple[dict, dict | None]:
+def conditional_request(request: HttpRequest, page: bool = False) -> tuple[dict, dict | None]:
     """The form's state and, when the request names a query, the search's result. ConditionalSearchError
     (and the parameter errors) for bad input."""
     from .conditional_search import ConditionalSearchError, parse_lambda
@@ -334,14 +334,18 @@ def conditional_request(request: HttpRequest) -> tuple[dict, dict | None]:
         "mode": mode,
         "artwork_id": request.GET.get("artwork", ""),
     }
-    if not request.GET.get("artwork", "").strip():
-        return form, None
+    if not request.GET.get("artwork", "").strip() or (page and "condition" not in request.GET):
+        return form, None  # the page shows the form (another model was chosen: its classes)
     if chosen is None:
         raise ConditionalSearchError("no backward-search model yet: a curator trains one on the rounds page")
-    artwork_id = parse.database_id(request.GET["artwork"], "artwork")
-    lam = parse_lambda(request.GET.get("lambda"))
-    top = parse.integer(request.GET.get("top", str(TOP_K)), "top", low=1, high=200)
-    result = conditional_search(chosen["version"], artwork_id, wanted, lam, mode == "student", top)
+    try:
+        artwork_id = parse.database_id(request.GET["artwork"], "artwork")
+        lam = parse_lambda(request.GET.get("lambda"))
+        top = parse.integer(request.GET.get("top", str(TOP_K)), "top", low=1, high=200)
+        result = conditional_search(chosen["version"], artwork_id, wanted, lam, mode == "student", top)
+    except (ConditionalSearchError, parse.BadParameter) as exc:
+        exc.form = form  # type: ignore[attr-defined]  # the page keeps what was asked, to correct it
+        raise
     return form, result
 
 
@@ -353,9 +357,12 @@ def conditional(request: HttpRequest) -> HttpResponse:
 
     context: dict = {}
     try:
-        context["form"], context["result"] = conditional_request(request)
+        context["form"], context["result"] = conditional_request(request, page=True)
     except (ConditionalSearchError, parse.BadParameter) as exc:
-        context["form"] = {**blank_conditional_form(), "artwork_id": request.GET.get("artwork", "")}
+        context["form"] = getattr(exc, "form", None) or {
+            **blank_conditional_form(),
+            "artwork_id": request.GET.get("artwork", ""),
+        }
         context["error"] = str(exc)
         return render(request, "training/conditional.html", context, status=400)
     result = context["result"]
