@@ -19,7 +19,13 @@ AFTER_NEW_SIGNATURES = ("cluster", "compute_layout")
 AFTER_LABEL_MODEL = ("compute_layout",)
 # A backward-search model's conditional search is distilled into its student first (methods.md §4).
 AFTER_BACKWARD_SEARCH = ("train_student", *AFTER_LABEL_MODEL)
-PIPELINE_KINDS = (*NEW_SIGNATURE_STEPS, "train_model", "train_student", *AFTER_NEW_SIGNATURES)
+PIPELINE_KINDS = (
+    *NEW_SIGNATURE_STEPS,
+    "train_model",
+    "train_student",
+    "register_frozen",
+    *AFTER_NEW_SIGNATURES,
+)
 
 
 def follow_ups() -> list[dict[str, Any]]:

@@ -56,6 +56,14 @@ class _Spec:
     # A vision transformer: its trunk returns the pooled descriptor (mean of the patch tokens → LayerNorm,
     # methods.md §2), not a feature map, so it serves the label-supervised methods only.
     tokens: bool = False
+    # A vision transformer's descriptor: "mean" of the patch tokens → LayerNorm (MAE fine-tuning, §2) or the
+    # final-norm "cls" token (DINO, §5).
+    token_pool: Literal["mean", "cls"] = "mean"
+    # The timm architecture when the backbone's name is not one (e.g. DINO's ViT-S/16).
+    timm_name: str | None = None
+    # Other file names its weights have in torch hub's checkpoint cache (torch.hub.load of the authors'
+    # repository saves them there), looked for after torchvision's and timm's own.
+    hub_files: tuple[str, ...] = ()
     # Input normalisation its pretrained weights expect.
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -83,6 +91,20 @@ _SPECS: dict[str, _Spec] = {
     # one tests the loading path without a 350 MB checkpoint.
     "vit_base_patch16_224": _Spec("timm", 768, classifier_prefix="head.", tokens=True),
     "vit_tiny_patch16_224": _Spec("timm", 192, classifier_prefix="head.", tokens=True),
+    # Frozen self-supervised and ImageNet extractors of the National Gallery of Art's painting similarity
+    # study (methods.md §5): DINO ViT-S/16's 384-d CLS token and ConvNeXt-Base's 1024-d pooled map.
+    "dino_vits16": _Spec(
+        "timm",
+        384,
+        classifier_prefix="head.",
+        tokens=True,
+        token_pool="cls",
+        timm_name="vit_small_patch16_224",
+        hub_files=("dino_deitsmall16_pretrain.pth",),
+    ),
+    "convnext_base": _Spec(
+        "torchvision", 1024, tv_weights="ConvNeXt_Base_Weights", classifier_prefix="classifier."
+    ),
 }
 
 # Every backbone; the connection model's need a feature map (`SignatureModel` pools it).
@@ -208,13 +230,19 @@ def _create_trunk(backbone: str) -> nn.Module:
         import torchvision
 
         net = getattr(torchvision.models, backbone)(weights=None)
-        if backbone.startswith("efficientnet"):
+        if backbone.startswith(("efficientnet", "convnext")):
             return nn.Sequential(OrderedDict([("features", net.features)]))
         # Same child names as torchvision's ResNet, so its state_dict keys (minus fc.*) load unchanged.
         names = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
         return nn.Sequential(OrderedDict((name, getattr(net, name)) for name in names))
     import timm
 
+    if spec.tokens and spec.token_pool == "cls":
+        # The class token after the final norm: DINO's descriptor (methods.md §5), as its authors' k-NN
+        # evaluation uses it.
+        return timm.create_model(
+            spec.timm_name or backbone, pretrained=False, num_classes=0, global_pool="token"
+        )
     if spec.tokens:
         # Mean of the patch tokens, then LayerNorm (fc_norm): MAE's fine-tuning descriptor (methods.md §2).
         # Drop-path 0.1: the fine-tuning recipe of methods.md §2 (inactive at extraction, in eval mode).
@@ -413,9 +441,11 @@ def cache_candidates(backbone: str) -> list[Path]:
     else:
         import timm
 
-        url = getattr(timm.models.get_pretrained_cfg(backbone), "url", "") or ""
+        # A backbone with its own hub files (DINO) is not timm's default tag of its architecture (for
+        # ViT-S/16, supervised ImageNet-21k weights): only those files are its weights.
+        url = "" if spec.hub_files else getattr(timm.models.get_pretrained_cfg(backbone), "url", "") or ""
         names = [os.path.basename(url)] if url else []
-    return [folder / name for name in names]
+    return [folder / name for name in [*names, *spec.hub_files]]
 
 
 def _lite_package_file(number: int) -> Path | None:

@@ -122,3 +122,18 @@ BACKWARD_SEARCH = register(
         embedder="training.label_rounds:embed_files",
     )
 )
+
+FROZEN = register(
+    Method(
+        name="frozen",
+        label="Frozen extractor",
+        summary=(
+            "A pretrained backbone used as it is, no training step (methods.md §5): DINO ViT-S/16's class "
+            "token or ConvNeXt-Base's pooled map when their weights are given, EfficientNet-Lite's ImageNet "
+            "weights offline; compared by cosine."
+        ),
+        train_job="register_frozen",
+        loader="training.rounds:load_version_model",
+        embedder="training.rounds:embed_files",
+    )
+)

@@ -82,3 +82,14 @@ def train_student_job(job, progress, log) -> dict:
         progress=progress,
         log=log,
     )
+
+
+@job_handler("register_frozen")
+def register_frozen_job(job, progress, log) -> dict:
+    """A frozen extractor as a model version, with its signatures (methods.md §5)."""
+    from .frozen import register_frozen
+
+    params = dict(job.params)
+    params.pop("then", None)
+    backbone = params.pop("backbone")
+    return register_frozen(backbone, user=job.created_by, job=job, progress=progress, log=log, **params)
