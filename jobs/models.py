@@ -224,12 +224,28 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # A zombie (killed, not yet reaped by its parent) still answers kill(0) but runs nothing.
+    # A zombie (killed, not yet reaped by its parent) still answers kill(0) but runs nothing. But the
+    # process's main thread turns zombie before its other threads have exited, and until the last one has,
+    # the process still holds its files and locks: a killed import's staging folder stayed locked after its
+    # job was reaped (test_worker_killed_mid_import, PostgreSQL pass). Alive while any thread is not a zombie.
+    if not os.path.isdir("/proc"):
+        return True  # no way to tell on this system: kill(0) answered
+    tasks_folder = f"/proc/{pid}/task"
     try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ", 1)[1][:1] != "Z"
-    except (OSError, IndexError):
+        tasks = os.listdir(tasks_folder)
+    except FileNotFoundError:
+        return False  # gone since kill(0)
+    except OSError:
         return True
+    for task in tasks:
+        try:
+            with open(f"{tasks_folder}/{task}/stat") as stat:
+                state = stat.read().split(") ", 1)[1][:1]
+        except (OSError, IndexError):
+            continue  # that thread has exited meanwhile
+        if state not in ("Z", "X"):
+            return True
+    return False
 
 
 def current_worker_name() -> str:
