@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .signature_store import top_rows
+
 # methods.md §4: λ for one condition (WikiArt style) and two (style + genre); more conditions keep the
 # two-condition value.
 DEFAULT_LAMBDA = {1: 1.1, 2: 3.2}
@@ -373,14 +375,6 @@ def cosine_top(
     """Rows of the k gallery vectors (L2-normalised) nearest to `query` by cosine, best first, `exclude`d rows
     left out, with their similarities."""
     query = np.asarray(query, dtype=np.float32)
-    query = query / max(float(np.linalg.norm(query)), 1e-12)
-    scores = gallery @ query
-    if len(exclude):
-        scores = scores.copy()
-        scores[np.asarray(exclude)] = -np.inf
-    k = min(k, len(scores) - len(exclude))
-    if k <= 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-    top = top[np.argsort(-scores[top], kind="stable")]
+    scores = gallery @ (query / max(float(np.linalg.norm(query)), 1e-12))
+    top = np.array(top_rows(scores, k, {int(row) for row in exclude}), dtype=np.int64)
     return top, scores[top]

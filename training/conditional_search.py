@@ -225,20 +225,25 @@ def search(
     )
     plain_rows, plain_scores = conditional.cosine_top(query_signature, stored.vectors, k, exclude=[query_row])
     tasks = list(loaded.classes)
+    # An artwork deleted since the signatures were written is left out of both lists.
+    artworks = Artwork.objects.in_bulk([int(stored.ids[r]) for r in [*conditional_rows, *plain_rows]])
+    hit_ids = [
+        a
+        for a in dict.fromkeys(int(stored.ids[r]) for r in [*conditional_rows, *plain_rows])
+        if a in artworks
+    ]
+    position_of = {artwork_id_: position for position, artwork_id_ in enumerate(hit_ids)}
+    predicted = (
+        conditional.predict_attributes(heads, torch.from_numpy(latents(loaded, hit_ids))) if hit_ids else []
+    )
 
     def describe(hit_rows: np.ndarray, scores: np.ndarray) -> list[dict]:
-        artworks = Artwork.objects.in_bulk([int(stored.ids[r]) for r in hit_rows])
-        # An artwork deleted since the signatures were written is left out.
-        kept = [
-            (r, score) for r, score in zip(hit_rows, scores, strict=True) if int(stored.ids[r]) in artworks
-        ]
-        if not kept:
-            return []
-        hit_rows, scores = np.array([r for r, _ in kept]), np.array([score for _, score in kept])
-        ids = [int(stored.ids[r]) for r in hit_rows]
-        predicted = conditional.predict_attributes(heads, torch.from_numpy(latents(loaded, ids)))
         out = []
-        for position, (artwork_id_, r, score) in enumerate(zip(ids, hit_rows, scores, strict=True)):
+        for r, score in zip(hit_rows, scores, strict=True):
+            artwork_id_ = int(stored.ids[r])
+            if artwork_id_ not in position_of:
+                continue
+            position = position_of[artwork_id_]
             attributes = {
                 task: {
                     "class": loaded.classes[task][int(predicted[t][0][position])],
@@ -312,11 +317,7 @@ def train_student_for_version(
     """Distil the version's Backward Search into its student (methods.md §4) on random (query, conditions)
     pairs of the label split's train artworks, and register it with the teacher."""
     try:
-        require_conditional(version)
-    except ConditionalSearchError as exc:
-        raise JobRefused(str(exc)) from None
-    try:
-        loaded = load(version)
+        loaded = load(version)  # refuses a version without attribute heads
     except ConditionalSearchError as exc:
         raise JobRefused(str(exc)) from None
     found = signatures(version)

@@ -32,6 +32,7 @@ from .rounds import (
     save_version_model,
     store_signatures,
     synthetic_validation,
+    trained_already,
     validate,
 )
 from .trainer import TrainConfig, signatures_for
@@ -67,20 +68,13 @@ def register_frozen(
     try:
         config = frozen_config(backbone, weights_file, **overrides)
         model, origin = build_model(config.backbone, config.weights, config.weights_file, config.pooling)
-    except (
-        FileNotFoundError,
-        ValueError,
-    ) as exc:  # no weights, an unknown backbone, a file that does not fit
+    # No weights, an unknown backbone, a file that does not fit.
+    except (FileNotFoundError, ValueError) as exc:
         raise JobRefused(str(exc)) from None
     key = f"{METHOD}:{backbone}:{(origin.sha256 or origin.description)[:32]}"
     same = ModelVersion.objects.filter(method=METHOD, connection_set_hash=key)
     if same.exists() and not force:
-        version = same.order_by("-number").first()
-        return {
-            "summary": f"Skipped: {version.label} is the same frozen extractor (use --force)",
-            "skipped": True,
-            "version": version.number,
-        }
+        return trained_already(same, "is the same frozen extractor")
     reservation, holder = reserve_version(key, backbone, job)
     if reservation is None:
         return {

@@ -37,6 +37,7 @@ from .rounds import (
     reserved,
     store_signatures,
     synthetic_validation,
+    trained_already,
     validate,
 )
 from .trainer import atomic_torch_save, config_from
@@ -156,12 +157,7 @@ def train_label_model(
     key = fingerprint(method, columns, artworks, data)
     same = ModelVersion.objects.filter(method=method, connection_set_hash=key, backbone=config.backbone)
     if same.exists() and not force:
-        version = same.order_by("-number").first()
-        return {
-            "summary": f"Skipped: {version.label} is a {method} model of the same labels (use --force)",
-            "skipped": True,
-            "version": version.number,
-        }
+        return trained_already(same, f"is a {method} model of the same labels")
     reservation, holder = reserve_version(key, config.backbone, job)
     if reservation is None:
         return {

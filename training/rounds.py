@@ -444,10 +444,11 @@ def train_round(
         )
 
 
-def trained_already(same) -> dict:
+def trained_already(same, why: str = "was trained on the same connections") -> dict:
+    """The result of a job that would make a version the newest of `same` already is (unless forced)."""
     version = same.order_by("-number").first()
     return {
-        "summary": f"Skipped: {version.label} was trained on the same connections (use --force)",
+        "summary": f"Skipped: {version.label} {why} (use --force)",
         "skipped": True,
         "version": version.number,
     }

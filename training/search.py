@@ -27,6 +27,7 @@ from workbench import paths
 from . import signature_store, verification
 from . import signatures as signature_files
 from .models import ModelVersion
+from .signature_store import top_rows
 
 _cache: dict[int, tuple[float, signature_store.SignatureSet, dict[int, int]]] = {}
 _lock = threading.Lock()
@@ -76,13 +77,6 @@ def signatures(version: ModelVersion) -> tuple[signature_store.SignatureSet, dic
             cached = (stamp, stored, stored.row_of())
             _cache[version.number] = cached
     return cached[1], cached[2]
-
-
-def top_rows(scores: np.ndarray, k: int, excluded_rows: set[int]) -> list[int]:
-    wanted = min(len(scores), k + len(excluded_rows))
-    top = np.argpartition(-scores, wanted - 1)[:wanted] if wanted < len(scores) else np.arange(len(scores))
-    top = top[np.argsort(-scores[top], kind="stable")]
-    return [int(row) for row in top if int(row) not in excluded_rows][:k]
 
 
 def nearest_to_vector(

@@ -58,3 +58,12 @@ def merge(existing: SignatureSet | None, new_ids: list[int], new_vectors: np.nda
     return SignatureSet(
         existing.ids + list(new_ids), np.concatenate([existing.vectors, new_vectors]).astype(np.float32)
     )
+
+
+def top_rows(scores: np.ndarray, k: int, excluded_rows: set[int]) -> list[int]:
+    """Rows of the k highest `scores`, best first (ties in row order), `excluded_rows` left out: O(n) per
+    query (argpartition), for search, conditional search and their benchmarks."""
+    wanted = min(len(scores), k + len(excluded_rows))
+    top = np.argpartition(-scores, wanted - 1)[:wanted] if wanted < len(scores) else np.arange(len(scores))
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return [int(row) for row in top if int(row) not in excluded_rows][:k]
