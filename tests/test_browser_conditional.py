@@ -18,7 +18,13 @@ from .test_training_label_rounds import labelled  # noqa: F401 - fixture
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_like_this_one_but_gothic_from_the_artwork_page(page, labelled, celery_worker_process):  # noqa: F811
+def test_like_this_one_but_gothic_from_the_artwork_page(
+    browser,  # noqa: F811
+    live_server,
+    page,  # noqa: F811
+    labelled,  # noqa: F811
+    celery_worker_process,
+):
     make_user("curator", curator=True)
     make_user("historian")
     log_in(page, "curator")
@@ -36,7 +42,12 @@ def test_like_this_one_but_gothic_from_the_artwork_page(page, labelled, celery_w
         timeout=180,
         message="the student's job",
     )
-    page.context.clear_cookies()  # log out
+    # The historian gets a browser of their own: clearing the curator's cookies raced the rounds page's job
+    # poller, whose late answer set the curator's CSRF cookie back under the fresh login form (a 403 in CI).
+    page.context.close()
+    historian_context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    page = historian_context.new_page()
+    page.set_default_timeout(20_000)
     log_in(page, "historian")
 
     query = Artwork.objects.filter(style="Baroque").order_by("pk").first()
@@ -68,3 +79,4 @@ def test_like_this_one_but_gothic_from_the_artwork_page(page, labelled, celery_w
     page.goto(f"/conditional/?artwork={query.pk}&condition=style=Cubism")
     expect(page.get_by_test_id("conditional-error")).to_contain_text("knows no style 'Cubism'")
     expect(page.get_by_test_id("conditional-form")).to_be_visible()
+    historian_context.close()
