@@ -32,3 +32,10 @@ if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
   touch "$STAMP"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"
+# The MTCNN face detector's weights (training/face_weights.py): three small files out of the facenet-pytorch
+# wheel, downloaded from the package registry once and checked by SHA-256. Not fatal: without them only face
+# detection is refused, with the command to fetch them.
+if ! .venv/bin/python -m training.face_weights > .venv/log/face-weights.log 2>&1; then
+  echo "warning: the face detector's weights could not be fetched ($(tail -1 .venv/log/face-weights.log));" \
+       "face detection is off until 'python -m training.face_weights' succeeds" >&2
+fi
