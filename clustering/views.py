@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotations.models import Artwork
 from jobs.runner import enqueue
+from training.face_detection import face_counts
 from training.models import ModelVersion, resolve_version
 from workbench import params as parse
 from workbench.downloads import json_download
@@ -114,6 +115,7 @@ def map_json(request: HttpRequest, number: int) -> JsonResponse:
         pk: (collection, split)
         for pk, collection, split in Artwork.objects.values_list("pk", "collection_id", "split")
     }
+    faces = face_counts()
     reviewed = set()
     if run is not None:
         reviewed = set(
@@ -134,6 +136,7 @@ def map_json(request: HttpRequest, number: int) -> JsonResponse:
             "collection": [info.get(a, (None, ""))[0] for a in layout.ids],
             "split": [info.get(a, (None, ""))[1] for a in layout.ids],
             "reviewed": [a in reviewed for a in layout.ids],
+            "faces": [faces.get(a) for a in layout.ids],  # None: not scanned for faces
         }
     )
 

@@ -13,10 +13,11 @@ from typing import Any
 # A round trains a new version and computes its signatures in one job; an extraction computes signatures
 # of a version (round 0 the first time). Both are followed by the same steps.
 NEW_SIGNATURE_STEPS = ("train_round", "extract_signatures")
-AFTER_NEW_SIGNATURES = ("cluster", "compute_layout")
+# A new version's face index (`embed_faces`) comes last: it does nothing until faces have been detected.
+AFTER_NEW_SIGNATURES = ("cluster", "compute_layout", "embed_faces")
 # A label-supervised model (`train_model`) is not clustered for review (it does not feed the loop: its
 # clusters are of style or genre, not of shared patterns); its map is computed so it can be looked at.
-AFTER_LABEL_MODEL = ("compute_layout",)
+AFTER_LABEL_MODEL = ("compute_layout", "embed_faces")
 # A backward-search model's conditional search is distilled into its student first (methods.md §4).
 AFTER_BACKWARD_SEARCH = ("train_student", *AFTER_LABEL_MODEL)
 PIPELINE_KINDS = (
@@ -25,7 +26,14 @@ PIPELINE_KINDS = (
     "train_student",
     "register_frozen",
     *AFTER_NEW_SIGNATURES,
+    "detect_faces",
 )
+
+
+def with_face_index(params: dict[str, Any], **index: Any) -> dict[str, Any]:
+    """`params` of a detect_faces job, followed by the face index of every version with signatures
+    (`index`: embed_faces' own params, e.g. policy)."""
+    return {**params, "then": [{"kind": "embed_faces", "params": {"model": "all", **index}}]}
 
 
 def follow_ups() -> list[dict[str, Any]]:

@@ -80,7 +80,7 @@ def test_annotators_review_but_only_curators_start_rounds_and_promote(run):
     response = curator.post(reverse("training:start_round"), {"epochs": "2"})
     job = Job.objects.get()
     assert response.status_code == 302 and job.kind == "train_round" and job.params["epochs"] == 2
-    assert [step["kind"] for step in job.params["then"]] == ["cluster", "compute_layout"]
+    assert [step["kind"] for step in job.params["then"]] == ["cluster", "compute_layout", "embed_faces"]
     assert curator.post(reverse("training:start_round"), {"epochs": "0"}).status_code == 302
     assert Job.objects.count() == 1  # refused with a message
 

@@ -177,3 +177,60 @@ class VersionReservation(models.Model):
 
     def __str__(self) -> str:
         return f"v{self.number} reserved by job #{self.job_id}"
+
+
+class FaceScan(models.Model):
+    """One face detection of one artwork's image with one detector setting (`training.face_detection`).
+
+    Keyed by artwork and settings: a re-run with the same settings on the same image (same content hash)
+    does nothing; a changed image is scanned again and its old faces replaced. A scan that found nothing is
+    kept too, so an empty painting is not searched again on every run.
+    """
+
+    artwork = models.ForeignKey("annotations.Artwork", on_delete=models.CASCADE, related_name="face_scans")
+    image_sha256 = models.CharField(max_length=64, help_text="the image content the faces were found in")
+    settings_key = models.CharField(max_length=64, db_index=True, help_text="hash of `settings`")
+    settings = models.JSONField(help_text="detector, weights, thresholds, minimum face size, ...")
+    face_count = models.PositiveIntegerField()
+    scanned_at = models.DateTimeField(auto_now_add=True)
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["artwork", "settings_key"], name="one_face_scan_per_setting")
+        ]
+
+    def __str__(self) -> str:
+        return f"faces of artwork {self.artwork_id}: {self.face_count}"
+
+
+class Face(models.Model):
+    """A detected face: its box and five landmarks in the original image's pixels, and its probability."""
+
+    scan = models.ForeignKey(FaceScan, on_delete=models.CASCADE, related_name="faces")
+    artwork = models.ForeignKey("annotations.Artwork", on_delete=models.CASCADE, related_name="faces")
+    rank = models.PositiveIntegerField(help_text="0 = the most probable face of the scan")
+    x1 = models.FloatField()
+    y1 = models.FloatField()
+    x2 = models.FloatField()
+    y2 = models.FloatField()
+    probability = models.FloatField()
+    landmarks = models.JSONField(help_text="[[x, y] × 5]: eyes, nose, mouth corners")
+
+    class Meta:
+        ordering = ["scan_id", "rank"]
+
+    def __str__(self) -> str:
+        return f"face {self.pk} of artwork {self.artwork_id} ({self.probability:.2f})"
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        return (self.x1, self.y1, self.x2, self.y2)
+
+    @property
+    def width(self) -> float:
+        return self.x2 - self.x1
+
+    @property
+    def height(self) -> float:
+        return self.y2 - self.y1

@@ -163,14 +163,22 @@ _models: dict[int, object] = {}
 
 def signature_of_image(version: ModelVersion, image_path: Path) -> np.ndarray:
     """The signature of an uploaded image under `version` (the model is loaded once per process)."""
-    method = version.retrieval_method
+    model = load_model_once(version)
+    # In the web process: no DataLoader worker processes, one image.
+    return version.retrieval_method.embed(
+        model, version, [str(image_path)], num_workers=0, extraction_batch_size=1
+    )[0]
+
+
+def load_model_once(version: ModelVersion):
+    """The version's model, loaded once per process; one model in memory at a time (a web process is not
+    a GPU box)."""
     with _lock:
         model = _models.get(version.number)
         if model is None:
-            _models.clear()  # one model in memory at a time: a web process is not a GPU box
-            model = _models[version.number] = method.load_model(version)
-    # In the web process: no DataLoader worker processes, one image.
-    return method.embed(model, version, [str(image_path)], num_workers=0, extraction_batch_size=1)[0]
+            _models.clear()
+            model = _models[version.number] = version.retrieval_method.load_model(version)
+    return model
 
 
 MAX_VERIFIED_MEMBERS = 12  # 66 pairs, about 1.5 s with cached features on 2 CPUs

@@ -93,3 +93,46 @@ def register_frozen_job(job, progress, log) -> dict:
     params.pop("then", None)
     backbone = params.pop("backbone")
     return register_frozen(backbone, user=job.created_by, job=job, progress=progress, log=log, **params)
+
+
+@job_handler("detect_faces")
+def detect_faces_job(job, progress, log) -> dict:
+    """MTCNN over the collection's images, every face stored (methods.md §5); unchanged images skipped."""
+    params = dict(job.params)
+    params.pop("then", None)
+    collections = existing_collections(params.pop("collections", None)) or None
+
+    from .face_detection import detect_faces
+
+    return detect_faces(collections, job=job, progress=progress, log=log, **params)
+
+
+@job_handler("embed_faces")
+def embed_faces_job(job, progress, log) -> dict:
+    """The chosen faces' crops embedded into a version's face index ("all": every version with signatures)."""
+    from .face_detection import embed_faces
+    from .signatures import ids_file
+
+    params = dict(job.params)
+    params.pop("then", None)
+    params.pop("collections", None)  # a face index covers every artwork with a signature
+    name = str(params.pop("model", "active"))
+    if name == "all":
+        versions = [v for v in ModelVersion.objects.order_by("number") if ids_file(v).exists()]
+    else:
+        versions = [resolve_version(name)]
+    results = []
+    for position, version in enumerate(versions):
+        results.append(
+            embed_faces(
+                version,
+                job=job,
+                progress=lambda f, m, p=position: progress((p + f) / len(versions), m),
+                log=log,
+                **params,
+            )
+        )
+    return {
+        "summary": "; ".join(r["summary"] for r in results) or "no version with signatures",
+        "versions": [r["version"] for r in results],
+    }

@@ -12,6 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotations.connection_types import CONNECTION_TYPES
@@ -24,7 +25,7 @@ from workbench import params as parse
 from workbench import paths
 from workbench.roles import curator_required
 
-from .models import ModelVersion, NotReviewModel, resolve_version
+from .models import Face, ModelVersion, NotReviewModel, resolve_version
 from .search import artwork_features, nearest_to_artwork, nearest_to_image, signature_of_image, signatures
 from .verification import MIN_INLIERS, match, render_matches
 
@@ -109,6 +110,18 @@ def start_label_model(request: HttpRequest) -> HttpResponse:
 
 @curator_required
 @require_POST
+def start_face_detection(request: HttpRequest) -> HttpResponse:
+    """detect_faces, then every version's face index, on a worker; the page follows it."""
+    from .faces import POLICIES
+
+    policy = parse.choice(request.POST.get("policy", "largest"), "policy", POLICIES)
+    job = enqueue("detect_faces", pipeline.with_face_index({}, policy=policy), user=request.user)
+    messages.success(request, f"Face detection started as job #{job.pk}, then the face indexes.")
+    return redirect("jobs:detail", job.pk)
+
+
+@curator_required
+@require_POST
 def promote(request: HttpRequest, number: int) -> HttpResponse:
     version = get_object_or_404(ModelVersion, number=number)
     try:
@@ -182,19 +195,26 @@ def search(request: HttpRequest) -> HttpResponse:
             | Q(external_id__icontains=query_text)
         ).select_related("collection")[:30]
     artwork = None
-    if request.GET.get("artwork", "").strip():
+    face = None
+    faces = face_request(request)
+    context["faces"] = faces
+    if faces["face"]:
+        face = get_object_or_404(Face.objects.select_related("artwork"), pk=faces["face"])
+        artwork = face.artwork
+    elif request.GET.get("artwork", "").strip():
         artwork = get_object_or_404(Artwork, pk=parse.database_id(request.GET["artwork"], "artwork"))
+    if artwork is not None:
         context["artwork"] = artwork
+        context["query_face"] = face
         context["cform"] = blank_conditional_form()
         for version in [v for v in (first, second) if v is not None]:
-            hits = nearest_to_artwork(version, artwork.pk, k=TOP_K)
-            context["columns"].append(
-                {
-                    "version": version,
-                    "results": with_artworks(hits or [], artwork.pk),
-                    "missing": hits is None,
-                }
-            )
+            if faces["mode"] == "whole" and face is None:
+                hits = nearest_to_artwork(version, artwork.pk, k=TOP_K)
+                column = {"version": version, "results": with_artworks(hits or [], artwork.pk)}
+                column["missing"] = hits is None
+            else:
+                column = face_column(version, artwork, face, faces)
+            context["columns"].append(column)
     if request.method == "POST":
         upload = request.FILES.get("image")
         problem = upload_problem(upload)
@@ -217,6 +237,71 @@ def search(request: HttpRequest) -> HttpResponse:
                             {"version": version, "results": with_artworks(hits), "missing": False}
                         )
     return render(request, "training/search.html", context)
+
+
+def face_request(request: HttpRequest) -> dict:
+    """The search page's face choices: mode (whole, face, fused), the face's weight, a face to search by."""
+    from .faces import DEFAULT_FACE_WEIGHT, MODES
+
+    face = request.GET.get("face", "").strip()
+    weight = request.GET.get("weight", "").strip()
+    return {
+        "modes": MODES,
+        "mode": parse.choice(request.GET.get("mode") or ("face" if face else "whole"), "mode", MODES),
+        "weight": parse.number(weight, "weight", low=0.0, high=1.0) if weight else DEFAULT_FACE_WEIGHT,
+        "face": parse.database_id(face, "face") if face else None,
+    }
+
+
+def face_column(version: ModelVersion, artwork: Artwork, face: Face | None, faces: dict) -> dict:
+    """One version's results by face or fused (`face_search`), or why there are none."""
+    from .face_detection import FaceIndexMissing
+    from .face_search import FaceSearchError, search
+
+    column: dict = {"version": version, "results": [], "missing": False}
+    try:
+        found = search(
+            version, artwork.pk, face.pk if face else None, faces["mode"], faces["weight"], k=TOP_K
+        )
+    except (FaceSearchError, FaceIndexMissing) as exc:
+        column["problem"] = str(exc)
+        return column
+    column["results"] = with_artworks(found.hits, artwork.pk)
+    column["note"] = found.note
+    column["used"] = found.used
+    return column
+
+
+@login_required
+@require_GET
+def artwork_faces(request: HttpRequest, artwork_id: int) -> JsonResponse:
+    """The artwork's detected faces, for the boxes drawn on its image (fractions of the image's size)."""
+    from .face_detection import current_faces
+
+    artwork = get_object_or_404(Artwork, pk=artwork_id)
+    faces = current_faces([artwork.pk]).get(artwork.pk, [])
+    search_url = reverse("training:search")
+    return JsonResponse(
+        {
+            "artwork": artwork.pk,
+            "fused_url": f"{search_url}?artwork={artwork.pk}&mode=fused",
+            "faces": [
+                {
+                    "id": face.pk,
+                    "box": [face.x1, face.y1, face.x2, face.y2],
+                    "relative": [
+                        face.x1 / artwork.width,
+                        face.y1 / artwork.height,
+                        face.width / artwork.width,
+                        face.height / artwork.height,
+                    ],
+                    "probability": round(face.probability, 4),
+                    "search_url": f"{search_url}?face={face.pk}&mode=face",
+                }
+                for face in faces
+            ],
+        }
+    )
 
 
 def upload_problem(upload) -> str | None:

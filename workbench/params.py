@@ -96,3 +96,16 @@ class NulBytesMiddleware:
                 if "\x00" in key or any("\x00" in value for value in values):
                     raise BadParameter(f"{where} parameter {shown(key)} contains a NUL byte")
         return self.get_response(request)
+
+
+def number(value: object, name: str, *, low: float, high: float) -> float:
+    """`value` (text from a form or query) as a finite decimal number in [low, high]."""
+    message = f"{name} must be a number from {low:g} to {high:g}, got {shown(value)}"
+    if not isinstance(value, str) or not re.fullmatch(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)", value.strip()):
+        raise BadParameter(message)  # no "nan", "inf" or 1e999: float() would accept them
+    if len(value.strip()) > 32:
+        raise BadParameter(message)
+    parsed = float(value)
+    if not low <= parsed <= high:
+        raise OutOfRange(message)
+    return parsed

@@ -166,3 +166,8 @@ def legacy_layout_file(number: int) -> Path:
 
 def legacy_graph_files(number: int) -> list[Path]:
     return sorted(signatures_folder(number).glob("graph-*.npz"))
+
+
+def face_index_folder(number: int) -> Path:
+    """Version `number`'s face index: face crops' signatures (ids = face rows) and how they were chosen."""
+    return signatures_folder(number) / "faces"

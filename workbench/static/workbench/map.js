@@ -15,6 +15,7 @@
   function url(template, id) { return template.replace("999999999", String(id)); }
   function colourOf(i) {
     const mode = controls.colour.value;
+    if (mode === "faces") return data.faces[i] === null ? "#dedede" : (data.faces[i] > 0 ? "#e76f51" : "#7a8fa6");
     if (mode === "reviewed") return data.reviewed[i] ? "#2a9d8f" : (data.cluster[i] >= 0 ? "#e9c46a" : "#b8b8b8");
     const key = mode === "cluster" ? data.cluster[i] : mode === "collection" ? data.collection[i] : data.split[i];
     if (key === -1 || key === null || key === "") return "#c8c8c8";

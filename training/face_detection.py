@@ -1,0 +1,394 @@
+"""Faces in the collection: the `detect_faces` job (MTCNN over the artworks' images, stored as rows) and the
+`embed_faces` job (the chosen faces' crops embedded into a face index per model version).
+
+Detection (methods.md §5): MTCNN at the paper's thresholds 0.4/0.4/0.4 with a small minimum face size. Every
+face is stored (box, probability, five landmarks, in the original image's pixels) with the settings that
+found it (`FaceScan`); an artwork already scanned with the same settings and the same image content is not
+scanned again, so re-running the job on an unchanged collection does nothing. Images are decoded at most
+`max_side` pixels a side (JPEG draft mode) and the detector bounds its own memory (crops in fixed batches,
+at most `max_faces` faces), so one huge painting or a crowd of tiny faces cannot exhaust a worker.
+
+The face index of a version holds the signatures of face crops (`training.faces.crop_box`), computed by the
+version's own embedder, so whole-image and face scores live in the same space; rows are `Face` ids. It is
+updated incrementally: faces already embedded under the same choice are kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings as django_settings
+from django.db import transaction
+from django.db.models import F
+from PIL import Image
+
+from annotations.images import ImageProblem, decoded, read_limited, upright
+from annotations.models import Artwork
+from annotations.storage import atomic_write_bytes
+from jobs.progress import JobRefused, ProgressCallback, no_progress
+from workbench import paths
+
+from . import faces as face_rules
+from . import signature_store
+from .models import Face, FaceScan, ModelVersion
+
+# The paper's thresholds; 16 px is "small" (PNet's window is 12 px) while keeping a 1,600 px painting's
+# first pyramid level affordable on a CPU (bench/faces.py measures both this and the detector's defaults).
+DEFAULT_MIN_FACE_SIZE = 16
+# Images are searched at most this many pixels a side: a face smaller than min_face_size there is lost, which
+# on a 1,600 px reproduction is a face under 1 % of the picture's side.
+DEFAULT_MAX_SIDE = 1600
+DEFAULT_MAX_FACES = 500
+# Artworks per transaction and progress report: a killed worker loses at most one batch, never half of one.
+DETECT_BATCH = 16
+# Crops embedded per call of the version's embedder (bounds the temporary files and the memory).
+EMBED_BATCH = 256
+
+
+class FaceIndexMissing(LookupError):
+    """A face search under a version that has no face index yet."""
+
+
+def settings_key(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def make_detector(
+    thresholds: Sequence[float] | None = None,
+    min_face_size: float = DEFAULT_MIN_FACE_SIZE,
+    max_side: int = DEFAULT_MAX_SIDE,
+    max_faces: int = DEFAULT_MAX_FACES,
+    device: str = "auto",
+):
+    """The MTCNN detector, or JobRefused saying how to get its weights, or what is wrong with a setting."""
+    from .extraction import pick_device
+    from .face_weights import FETCH_COMMAND
+    from .mtcnn import PAPER_THRESHOLDS, FaceDetector
+
+    try:
+        return FaceDetector(
+            thresholds=thresholds or PAPER_THRESHOLDS,
+            min_face_size=min_face_size,
+            max_side=max_side,
+            max_faces=max_faces,
+            device=pick_device(device),
+        )
+    except FileNotFoundError as exc:
+        raise JobRefused(f"{exc} (fetch them with: {FETCH_COMMAND})") from None
+    except ValueError as exc:
+        raise JobRefused(str(exc)) from None
+
+
+def load_for_faces(artwork: Artwork, max_side: int) -> Image.Image:
+    """The artwork's image, upright RGB, decoded at most about `max_side` a side (JPEG draft mode)."""
+    data = read_limited(paths.absolute(artwork.image_relpath), django_settings.MAX_IMAGE_BYTES)
+    image = upright(decoded(data, django_settings.MAX_IMAGE_PIXELS, max_side)[0]).convert("RGB")
+    return image
+
+
+def detect_faces(
+    collections: Sequence[str] | None = None,
+    thresholds: Sequence[float] | None = None,
+    min_face_size: float = DEFAULT_MIN_FACE_SIZE,
+    *,
+    max_side: int = DEFAULT_MAX_SIDE,
+    max_faces: int = DEFAULT_MAX_FACES,
+    device: str = "auto",
+    force: bool = False,
+    job=None,
+    progress: ProgressCallback = no_progress,
+    log: Callable[[str], None] = lambda line: None,
+) -> dict:
+    """Detect and store the faces of every artwork (of `collections`) not yet scanned with these settings."""
+    detector = make_detector(thresholds, min_face_size, max_side, max_faces, device)
+    detector_settings = detector.settings()
+    key = settings_key(detector_settings)
+    artworks = Artwork.objects.order_by("pk")
+    if collections:
+        artworks = artworks.filter(collection__name__in=collections)
+    scanned = dict(FaceScan.objects.filter(settings_key=key).values_list("artwork_id", "image_sha256"))
+    todo = [a for a in artworks if force or scanned.get(a.pk) != a.image_sha256]
+    skipped = artworks.count() - len(todo)
+    log(
+        f"MTCNN thresholds {'/'.join(f'{t:g}' for t in detector.thresholds)}, min face "
+        f"{detector.min_face_size:g} px: {len(todo)} artworks to scan, {skipped} already scanned"
+    )
+    found = unreadable = 0
+    with_faces = 0
+    for start in range(0, len(todo), DETECT_BATCH):
+        batch = todo[start : start + DETECT_BATCH]
+        results = []
+        for artwork in batch:
+            try:
+                image = load_for_faces(artwork, max_side)
+            except (ImageProblem, OSError) as exc:
+                unreadable += 1
+                log(f"artwork {artwork.pk} ({artwork.external_id}): unreadable image, skipped: {exc}")
+                continue
+            detected = detector.detect(image)
+            # Boxes in the stored image's pixels, whatever size it was decoded at.
+            scale_x, scale_y = artwork.width / image.width, artwork.height / image.height
+            results.append((artwork, [scaled(face, scale_x, scale_y) for face in detected]))
+        store_scans(results, key, detector_settings, job)
+        found += sum(len(faces) for _, faces in results)
+        with_faces += sum(1 for _, faces in results if faces)
+        done = min(start + DETECT_BATCH, len(todo))
+        progress(done / max(len(todo), 1), f"{done}/{len(todo)} artworks, {found} faces")
+    summary = (
+        f"{len(todo) - unreadable} artworks scanned ({skipped} unchanged), "
+        f"{found} faces in {with_faces} of them"
+        + (f", {unreadable} unreadable images skipped" if unreadable else "")
+    )
+    log(summary)
+    return {
+        "summary": summary,
+        "scanned": len(todo) - unreadable,
+        "unchanged": skipped,
+        "faces": found,
+        "with_faces": with_faces,
+        "unreadable": unreadable,
+        "settings_key": key,
+    }
+
+
+def scaled(face, scale_x: float, scale_y: float) -> dict:
+    x1, y1, x2, y2 = face.box
+    return {
+        "box": (x1 * scale_x, y1 * scale_y, x2 * scale_x, y2 * scale_y),
+        "probability": face.probability,
+        "landmarks": [[x * scale_x, y * scale_y] for x, y in face.landmarks],
+    }
+
+
+def store_scans(
+    results: Iterable[tuple[Artwork, list[dict]]], key: str, detector_settings: dict, job
+) -> None:
+    """One transaction per batch: an artwork's old scan with these settings and its faces are replaced."""
+    results = list(results)
+    if not results:
+        return
+    with transaction.atomic():
+        FaceScan.objects.filter(settings_key=key, artwork__in=[a for a, _ in results]).delete()
+        scans = FaceScan.objects.bulk_create(
+            [
+                FaceScan(
+                    artwork=artwork,
+                    image_sha256=artwork.image_sha256,
+                    settings_key=key,
+                    settings=detector_settings,
+                    face_count=len(faces),
+                    job=job,
+                )
+                for artwork, faces in results
+            ]
+        )
+        scan_of = {scan.artwork_id: scan for scan in scans}
+        if any(scan.pk is None for scan in scans):  # backends that do not return ids from bulk_create
+            scan_of = {
+                scan.artwork_id: scan
+                for scan in FaceScan.objects.filter(settings_key=key, artwork__in=[a for a, _ in results])
+            }
+        Face.objects.bulk_create(
+            [
+                Face(
+                    scan=scan_of[artwork.pk],
+                    artwork=artwork,
+                    rank=rank,
+                    x1=face["box"][0],
+                    y1=face["box"][1],
+                    x2=face["box"][2],
+                    y2=face["box"][3],
+                    probability=face["probability"],
+                    landmarks=face["landmarks"],
+                )
+                for artwork, faces in results
+                for rank, face in enumerate(faces)
+            ]
+        )
+
+
+def current_settings_key() -> str | None:
+    """The settings of the most recent scan: what the face index and the pages use by default."""
+    latest = FaceScan.objects.order_by("-scanned_at", "-pk").first()
+    return latest.settings_key if latest else None
+
+
+def current_faces(artwork_ids: Iterable[int] | None = None, key: str | None = None) -> dict[int, list[Face]]:
+    """Each artwork's faces from its scan with settings `key` (default: the latest used), most probable first;
+    only scans of the artwork's present image count."""
+    key = key or current_settings_key()
+    if key is None:
+        return {}
+    faces = Face.objects.filter(scan__settings_key=key).select_related("scan", "artwork")
+    if artwork_ids is not None:
+        faces = faces.filter(artwork_id__in=list(artwork_ids))
+    grouped: dict[int, list[Face]] = {}
+    for face in faces.order_by("artwork_id", "rank"):
+        if face.scan.image_sha256 == face.artwork.image_sha256:
+            grouped.setdefault(face.artwork_id, []).append(face)
+    return grouped
+
+
+def face_counts(key: str | None = None) -> dict[int, int]:
+    """Faces per scanned artwork (0: scanned, none found) under settings `key` (default: the latest used);
+    artworks whose image changed since their scan are left out, as unscanned."""
+    key = key or current_settings_key()
+    if key is None:
+        return {}
+    return dict(
+        FaceScan.objects.filter(settings_key=key, image_sha256=F("artwork__image_sha256")).values_list(
+            "artwork_id", "face_count"
+        )
+    )
+
+
+# ---- The face index of a version ----
+
+
+@dataclass
+class FaceIndex:
+    faces: signature_store.SignatureSet  # ids: Face primary keys
+    artwork_of: dict[int, int]  # face id → artwork id
+    choice: dict  # policy, min_side, margin, settings_key
+
+
+def choice_file(folder: Path) -> Path:
+    return folder / "choice.json"
+
+
+def embed_faces(
+    version: ModelVersion,
+    policy: str = face_rules.DEFAULT_POLICY,
+    min_side: float = face_rules.DEFAULT_MIN_SIDE,
+    *,
+    job=None,
+    progress: ProgressCallback = no_progress,
+    log: Callable[[str], None] = lambda line: None,
+) -> dict:
+    """Crop the chosen faces of every artwork and embed them under `version` into its face index."""
+    if policy not in face_rules.POLICIES:
+        raise JobRefused(f"face policy must be one of {', '.join(face_rules.POLICIES)}, got {policy!r}")
+    key = current_settings_key()
+    if key is None:
+        # Not a failure: every new version's chain ends here, on collections nobody has scanned for faces.
+        summary = f"{version.label}: no faces detected yet (python manage.py detect_faces), no face index"
+        log(summary)
+        return {"summary": summary, "version": version.number, "skipped": True}
+    grouped = current_faces(key=key)
+    chosen: list[Face] = []
+    for faces in grouped.values():
+        by_key = {face.pk: face for face in faces}
+        picked = face_rules.select_faces(
+            [face_rules.DetectedFace(face.pk, face.box) for face in faces], policy, min_side
+        )
+        chosen.extend(by_key[p.key] for p in picked)
+    choice = {"policy": policy, "min_side": min_side, "margin": face_rules.CROP_MARGIN, "settings_key": key}
+    folder = paths.face_index_folder(version.number)
+    existing = signature_store.load(folder) if choice_file(folder).exists() else None
+    kept_ids: list[int] = []
+    kept_vectors: list[np.ndarray] = []
+    if existing is not None and json.loads(choice_file(folder).read_text()) == choice:
+        wanted = {face.pk for face in chosen}
+        keep_rows = [row for row, face_id in enumerate(existing.ids) if face_id in wanted]
+        kept_ids = [existing.ids[row] for row in keep_rows]
+        kept_vectors = [existing.vectors[keep_rows]] if keep_rows else []
+    already = set(kept_ids)
+    todo = [face for face in chosen if face.pk not in already]
+    log(f"{version.label}: {len(chosen)} faces chosen ({policy}), {len(todo)} to embed, {len(kept_ids)} kept")
+    if todo:
+        from .search import load_model_once
+
+        model = load_model_once(version)
+        new_vectors = []
+        for start in range(0, len(todo), EMBED_BATCH):
+            batch = todo[start : start + EMBED_BATCH]
+            with tempfile.TemporaryDirectory() as folder_name:
+                files = write_crops(batch, Path(folder_name))
+                new_vectors.append(version.retrieval_method.embed(model, version, files, None, num_workers=0))
+            done = min(start + EMBED_BATCH, len(todo))
+            progress(done / len(todo), f"{done}/{len(todo)} face crops embedded")
+        vectors = np.concatenate([*kept_vectors, *new_vectors]).astype(np.float32)
+        ids = kept_ids + [face.pk for face in todo]
+    else:
+        ids = kept_ids
+        vectors = kept_vectors[0] if kept_vectors else np.zeros((0, version.signature_dim), np.float32)
+    save_index(folder, signature_store.SignatureSet(ids, normalised(vectors)), choice)
+    summary = f"{version.label}: face index of {len(ids)} faces ({policy}), {len(todo)} newly embedded"
+    log(summary)
+    return {"summary": summary, "version": version.number, "faces": len(ids), "embedded": len(todo)}
+
+
+def normalised(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if not len(vectors):
+        return vectors
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def save_index(folder: Path, faces: signature_store.SignatureSet, choice: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    # The choice first, then the signatures (ids last): a reader that sees the new ids sees their choice.
+    atomic_write_bytes(choice_file(folder), json.dumps(choice, sort_keys=True).encode())
+    signature_store.save(folder, faces)
+
+
+def write_crops(faces: Sequence[Face], folder: Path) -> list[str]:
+    """Each face's crop as a PNG in `folder` (images opened once per artwork), in the order of `faces`."""
+    files: list[str] = [""] * len(faces)
+    by_artwork: dict[int, list[int]] = {}
+    for index, face in enumerate(faces):
+        by_artwork.setdefault(face.artwork_id, []).append(index)
+    for indices in by_artwork.values():
+        artwork = faces[indices[0]].artwork
+        image = load_for_faces(artwork, max_side=max(artwork.width, artwork.height))
+        for index in indices:
+            crop = face_crop(image, faces[index], artwork.width, artwork.height)
+            files[index] = str(folder / f"face-{faces[index].pk}.png")
+            crop.save(files[index], "PNG", compress_level=1)
+    return files
+
+
+def face_crop(image: Image.Image, face: Face, width: int, height: int) -> Image.Image:
+    """The face's square crop with context (`faces.crop_box`) from `image` (the artwork's picture at any
+    size: the box is scaled from the stored width × height), at most CROP_SIDE a side."""
+    scale_x, scale_y = image.width / width, image.height / height
+    box = (face.x1 * scale_x, face.y1 * scale_y, face.x2 * scale_x, face.y2 * scale_y)
+    crop = image.crop(face_rules.crop_box(box, image.width, image.height))
+    crop.thumbnail((face_rules.CROP_SIDE, face_rules.CROP_SIDE), Image.Resampling.LANCZOS)
+    return crop
+
+
+_cache: dict[int, tuple[float, FaceIndex]] = {}
+_lock = threading.Lock()
+
+
+def load_index(version: ModelVersion) -> FaceIndex | None:
+    """The version's face index (kept per process while its file is unchanged), None when it has none."""
+    folder = paths.face_index_folder(version.number)
+    ids_path = signature_store.ids_file(folder)
+    if not ids_path.exists():
+        return None
+    stamp = ids_path.stat().st_mtime
+    with _lock:
+        cached = _cache.get(version.number)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+    stored = signature_store.load(folder)
+    if stored is None:
+        return None
+    artwork_of = dict(Face.objects.filter(pk__in=stored.ids).values_list("pk", "artwork_id"))
+    # A face deleted since (its artwork re-scanned or removed) drops out of the index until the next embed.
+    present = [face_id for face_id in stored.ids if face_id in artwork_of]
+    if len(present) != len(stored.ids):
+        stored = stored.subset(present)
+    index = FaceIndex(stored, artwork_of, json.loads(choice_file(folder).read_text()))
+    with _lock:
+        _cache[version.number] = (stamp, index)
+    return index
