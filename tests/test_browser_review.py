@@ -149,14 +149,16 @@ def test_a_curator_starts_a_round_and_follows_it_to_the_map(page, demo_collectio
     (better beyond the interval) and the chain cannot stop early; the other outcome has its own test below."""
     start_a_round(page, round_zero="random")
     page.wait_for_function("document.querySelector('#job progress').value > 0.05", timeout=120_000)
-    for kind in ("train_round", "cluster", "compute_layout"):
+    for kind in ("train_round", "cluster", "compute_layout", "embed_faces"):
         expect(page.locator("h1 small")).to_have_text(kind)
         page.wait_for_function(FINISHED, timeout=240_000)
         expect(page.locator("#job [data-field=state]")).to_have_text("Succeeded")
-        if kind != "compute_layout":  # the page links to the step this one started, as it appears
+        if kind != "embed_faces":  # the page links to the step this one started, as it appears
             page.locator("#next-step a").click()
             page.wait_for_load_state()
-    expect(page.locator("#next-step")).to_be_hidden()  # the map is the last step
+    expect(page.locator("#next-step")).to_be_hidden()  # the face index is the last step
+    # Nobody detected faces here: the step says so and how, and changes nothing.
+    expect(page.locator("#job")).to_contain_text("no faces detected yet (python manage.py detect_faces)")
     jobs = {job.kind: job for job in Job.objects.all()}
     assert all(job.state == JobState.SUCCEEDED for job in jobs.values()), [j.error for j in jobs.values()]
     assert jobs["train_round"].created_by.username == "curator" and jobs["train_round"].result["activated"]
