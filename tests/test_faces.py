@@ -210,3 +210,40 @@ def test_search_by_whole_image_face_or_both(portraits, client, django_user_model
     choice = json.loads((paths.face_index_folder(version.number) / "choice.json").read_text())
     assert choice["policy"] == "all"
     assert signature_store.load(paths.face_index_folder(version.number)).vectors.shape[1] == 1280
+
+
+def test_a_cancelled_detection_keeps_whole_batches_and_the_next_run_goes_on(portraits, monkeypatch):
+    from jobs.progress import JobCancelled
+    from training import face_detection
+
+    monkeypatch.setattr(face_detection, "DETECT_BATCH", 3)
+    reports = []
+
+    def cancel_after_first_batch(fraction, message):
+        reports.append((fraction, message))
+        raise JobCancelled("cancelled")
+
+    with pytest.raises(JobCancelled):
+        face_detection.detect_faces(progress=cancel_after_first_batch)
+    assert reports == [(3 / 8, reports[0][1])] and reports[0][1].startswith("3/8 artworks")
+    scans = list(FaceScan.objects.all())
+    assert len(scans) == 3  # the first batch, whole: each scan with all of its faces
+    assert all(scan.faces.count() == scan.face_count for scan in scans)
+    result = face_detection.detect_faces()
+    assert (result["scanned"], result["unchanged"]) == (5, 3) and FaceScan.objects.count() == 8
+
+
+def test_unreadable_images_are_reported_and_scanned_next_time(portraits):
+    from training import face_detection
+
+    broken = artwork("436573")
+    image_file = paths.absolute(broken.image_relpath)
+    original = image_file.read_bytes()
+    image_file.write_bytes(original[: len(original) // 3])  # truncated on disk
+    lines = []
+    result = face_detection.detect_faces(log=lines.append)
+    assert result["unreadable"] == 1 and result["scanned"] == 7
+    assert any(f"artwork {broken.pk}" in line and "unreadable image" in line for line in lines)
+    assert not FaceScan.objects.filter(artwork=broken).exists()
+    image_file.write_bytes(original)
+    assert face_detection.detect_faces()["scanned"] == 1
