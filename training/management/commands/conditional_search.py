@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from training.cli import top_option, version_named
 from training.conditional_search import TOP_K, ConditionalSearchError, parse_lambda, search
-from training.models import ModelVersion, resolve_version
 
 
 class Command(BaseCommand):
@@ -32,12 +32,8 @@ class Command(BaseCommand):
         parser.add_argument("--plain", action="store_true", help="also print the unconditional neighbours")
 
     def handle(self, *args, **options) -> None:
-        if not 1 <= options["top"] <= 1000:
-            raise CommandError("--top must be between 1 and 1000")
-        try:
-            version = resolve_version(options["model"])
-        except ModelVersion.DoesNotExist as exc:
-            raise CommandError(str(exc)) from None
+        top_option(options["top"])
+        version = version_named(options["model"])
         try:
             lam = parse_lambda(options["lam"])
             result = search(

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from training.cli import top_option, version_named
 from training.face_detection import FaceIndexMissing
 from training.face_search import FaceSearchError, search
 from training.faces import DEFAULT_FACE_WEIGHT, MODES
-from training.models import ModelVersion, resolve_version
 
 
 class Command(BaseCommand):
@@ -24,12 +24,8 @@ class Command(BaseCommand):
         parser.add_argument("--top", type=int, default=20)
 
     def handle(self, *args, **options) -> None:
-        if not 1 <= options["top"] <= 1000:
-            raise CommandError("--top must be between 1 and 1000")
-        try:
-            version = resolve_version(options["model"])
-        except ModelVersion.DoesNotExist as exc:
-            raise CommandError(str(exc)) from None
+        top_option(options["top"])
+        version = version_named(options["model"])
         try:
             result = search(
                 version,
