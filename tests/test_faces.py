@@ -19,6 +19,7 @@ from training import signature_store
 from training.face_detection import FaceIndexMissing, current_faces, face_crop, load_for_faces, load_index
 from training.face_search import FaceSearchError, search
 from training.face_weights import fetch_weights
+from training.faces import FULL_WEIGHT_SIDE
 from training.models import Face, FaceScan, ModelVersion
 from workbench import paths
 
@@ -139,9 +140,15 @@ def test_search_by_whole_image_face_or_both(portraits, client, django_user_model
     assert len(whole.hits) == 7 and all(hit.face is None for hit in whole.hits)
     fused = search(version, query.pk, mode="fused", weight=0.5, k=20)
     assert len(fused.hits) == 7
+    index = load_index(version)
+    largest = {index.artwork_of[i]: index.side_of[i] for i in index.faces.ids}  # one face each: the largest
     for hit in fused.hits:
-        expected = hit.whole if hit.face is None else 0.5 * hit.face + 0.5 * hit.whole
+        # The face weighs by the smaller of the two faces compared, fully from FULL_WEIGHT_SIDE px.
+        w = 0.5 * min(1.0, min(largest[query.pk], largest.get(hit.artwork_id, 0)) / FULL_WEIGHT_SIDE)
+        expected = hit.whole if hit.face is None else w * hit.face + (1 - w) * hit.whole
         assert hit.score == pytest.approx(expected, abs=1e-5)
+    assert 0 < min(largest.values()) < FULL_WEIGHT_SIDE  # the test sees both a scaled and a full weight
+    assert max(largest.values()) >= FULL_WEIGHT_SIDE
     assert all(hit.face is None for hit in fused.hits if hit.artwork_id not in portrait_ids)
     assert {hit.artwork_id for hit in fused.hits if hit.face is not None} == portrait_ids - {query.pk}
 

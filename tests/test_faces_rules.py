@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.faces import DetectedFace, artwork_face_scores, crop_box, fuse, select_faces
+from training.faces import DetectedFace, artwork_face_scores, crop_box, face_weights, fuse, select_faces
 
 
 def test_the_largest_face_or_every_face_above_a_size():
@@ -89,3 +89,18 @@ def test_bad_modes_and_weights_are_refused():
         fuse(np.zeros(2), None, "faces")
     with pytest.raises(ValueError, match="weight"):
         fuse(np.zeros(2), None, "fused", 1.5)
+
+
+def test_small_faces_weigh_less_in_fusion():
+    sides = np.array([200.0, 48.0, np.nan, 10.0], dtype=np.float32)
+    weights = face_weights(0.5, query_side=120.0, candidate_sides=sides, full_side=96)
+    assert weights.tolist() == pytest.approx([0.5, 0.25, 0.0, 0.5 * 10 / 96])
+    # The query's face bounds every candidate's: a small query face weighs little against any.
+    assert face_weights(0.5, 24.0, sides, 96).tolist() == pytest.approx([0.125, 0.125, 0.0, 0.5 * 10 / 96])
+    assert face_weights(0.5, 24.0, sides, 0).tolist() == pytest.approx([0.5, 0.5, 0.0, 0.5])  # plain
+    whole = np.array([0.4, 0.4, 0.4, 0.4], dtype=np.float32)
+    face = np.array([0.9, 0.9, np.nan, 0.9], dtype=np.float32)
+    fused = fuse(whole, face, "fused", face_weights(0.5, 120.0, sides, 96))
+    assert fused.tolist() == pytest.approx([0.65, 0.525, 0.4, 0.4 + 0.5 * 10 / 96 * 0.5])
+    with pytest.raises(ValueError, match="weight"):
+        face_weights(1.2, 10, sides, 96)

@@ -260,6 +260,7 @@ def face_counts(key: str | None = None) -> dict[int, int]:
 class FaceIndex:
     faces: signature_store.SignatureSet  # ids: Face primary keys
     artwork_of: dict[int, int]  # face id → artwork id
+    side_of: dict[int, float]  # face id → the longer side of its box, in its image's pixels
     choice: dict  # policy, min_side, margin, settings_key
 
 
@@ -392,12 +393,20 @@ def load_index(version: ModelVersion) -> FaceIndex | None:
     stored = signature_store.load(folder)
     if stored is None:
         return None
-    artwork_of = dict(Face.objects.filter(pk__in=stored.ids).values_list("pk", "artwork_id"))
+    choice = json.loads(choice_file(folder).read_text())
+    # Every face of the index's scans, not `pk__in` 100,000 ids: some SQLite builds allow only 32,766
+    # query parameters.
+    artwork_of, side_of = {}, {}
+    for pk, artwork_id, x1, y1, x2, y2 in Face.objects.filter(
+        scan__settings_key=choice["settings_key"]
+    ).values_list("pk", "artwork_id", "x1", "y1", "x2", "y2"):
+        artwork_of[pk] = artwork_id
+        side_of[pk] = max(x2 - x1, y2 - y1)
     # A face deleted since (its artwork re-scanned or removed) drops out of the index until the next embed.
     present = [face_id for face_id in stored.ids if face_id in artwork_of]
     if len(present) != len(stored.ids):
         stored = stored.subset(present)
-    index = FaceIndex(stored, artwork_of, json.loads(choice_file(folder).read_text()))
+    index = FaceIndex(stored, artwork_of, side_of, choice)
     with _lock:
         _cache[version.number] = (stamp, index)
     return index

@@ -78,6 +78,7 @@ def search(
     whole = stored.vectors @ stored.vectors[rows[artwork_id]]
     face_scores = None
     used, note, query_faces = "whole", "", []
+    asked_weight = weight  # per candidate below when faces weigh by their size
     if mode != "whole":
         index = load_index(version)
         if index is None:
@@ -89,10 +90,15 @@ def search(
         if len(query_vectors):
             face_rows = [rows.get(index.artwork_of[i], -1) for i in index.faces.ids]
             keep = [n for n, row in enumerate(face_rows) if row >= 0]
+            kept_rows = np.asarray(face_rows, dtype=np.int64)[keep]
             face_scores = face_rules.artwork_face_scores(
-                query_vectors, index.faces.vectors[keep], np.asarray(face_rows)[keep], len(stored.ids)
+                query_vectors, index.faces.vectors[keep], kept_rows, len(stored.ids)
             )
             used = mode
+            if mode == "fused" and face_rules.FULL_WEIGHT_SIDE > 0:
+                sides = [max(face.width, face.height)] if face else [index.side_of[i] for i in query_faces]
+                query_side = max(sides)
+                weight = size_aware_weights(index, keep, kept_rows, len(stored.ids), query_side, weight)
         else:
             note = "no face in the query: ranked by the whole image"
     scores = face_rules.fuse(whole, face_scores, used, weight)
@@ -103,7 +109,17 @@ def search(
             break  # face-only: the artworks without a face are not ranked
         face_score = None if face_scores is None or np.isnan(face_scores[row]) else float(face_scores[row])
         hits.append(FaceHit(int(stored.ids[row]), float(scores[row]), float(whole[row]), face_score))
-    return FaceSearch(mode, used, weight, hits, query_faces, note)
+    return FaceSearch(mode, used, asked_weight, hits, query_faces, note)
+
+
+def size_aware_weights(index, keep, kept_rows, n_rows: int, query_side: float, weight: float) -> np.ndarray:
+    """The face weight per row (`faces.face_weights`): by the smaller of the query's largest face and the
+    candidate's largest indexed face."""
+    candidate_sides = np.full(n_rows, -np.inf, dtype=np.float32)
+    sides = np.asarray([index.side_of[index.faces.ids[n]] for n in keep], dtype=np.float32)
+    np.maximum.at(candidate_sides, kept_rows, sides)
+    candidate_sides[np.isneginf(candidate_sides)] = np.nan
+    return face_rules.face_weights(weight, query_side, candidate_sides)
 
 
 def query_face_vectors(version: ModelVersion, index, artwork_id: int, face: Face | None):

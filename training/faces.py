@@ -29,6 +29,8 @@ CROP_MARGIN = 0.4
 CROP_SIDE = 320
 
 MODES = ("whole", "face", "fused")
+# The face side (px) from which a face counts fully in fused search (`face_weights`); 0: always fully.
+FULL_WEIGHT_SIDE = 96.0
 # Equal weight by default; measured on People-Art by artist (bench/faces.py), adjustable per search.
 DEFAULT_FACE_WEIGHT = 0.5
 
@@ -112,18 +114,39 @@ def artwork_face_scores(
     return scores
 
 
+def face_weights(
+    weight: float, query_side: float, candidate_sides: np.ndarray, full_side: float = FULL_WEIGHT_SIDE
+) -> np.ndarray:
+    """The face's weight per candidate: `weight` × min(1, min(query's, candidate's face side) / full_side).
+
+    A face a few dozen pixels high makes a blurred crop at the extractor's 224 px, and its cosine says
+    little about the hand that painted it; the smaller of the two faces compared bounds what the face
+    score can know. `full_side` 0 gives every face the full weight. Sides are the longer side of the
+    detected box in the image's own pixels; NaN (no face) gives 0."""
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"the face weight must be between 0 and 1, got {weight}")
+    sides = np.minimum(np.asarray(candidate_sides, dtype=np.float32), np.float32(query_side))
+    if full_side <= 0:
+        return np.where(np.isnan(sides), 0.0, weight).astype(np.float32)
+    return (weight * np.clip(np.nan_to_num(sides, nan=0.0) / full_side, 0.0, 1.0)).astype(np.float32)
+
+
 def fuse(
-    whole: np.ndarray, face: np.ndarray | None, mode: str, weight: float = DEFAULT_FACE_WEIGHT
+    whole: np.ndarray,
+    face: np.ndarray | None,
+    mode: str,
+    weight: float | np.ndarray = DEFAULT_FACE_WEIGHT,
 ) -> np.ndarray:
     """One score per row to rank by, -inf for rows the mode cannot rank.
 
     whole: the whole-image cosine. face: `artwork_face_scores` (None or all NaN: the query has no face,
     and every mode falls back to the whole image). fused: weight·face + (1 − weight)·whole where the
-    candidate has a face, its whole-image score where it has none.
+    candidate has a face, its whole-image score where it has none; `weight` one number, or one per row
+    (`face_weights`).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    if not 0.0 <= weight <= 1.0:
+    if not np.all((0.0 <= np.asarray(weight)) & (np.asarray(weight) <= 1.0)):
         raise ValueError(f"the face weight must be between 0 and 1, got {weight}")
     whole = np.asarray(whole, dtype=np.float32)
     if mode == "whole" or face is None or not np.any(~np.isnan(face)):
