@@ -16,7 +16,14 @@ from django.core.management import CommandError, call_command
 from annotations.importer import import_collection
 from annotations.models import Artwork
 from training import signature_store
-from training.face_detection import FaceIndexMissing, current_faces, face_crop, load_for_faces, load_index
+from training.face_detection import (
+    FaceIndexMissing,
+    current_faces,
+    current_settings_key,
+    face_crop,
+    load_for_faces,
+    load_index,
+)
 from training.face_search import FaceSearchError, search
 from training.face_weights import fetch_weights
 from training.faces import FULL_WEIGHT_SIDE
@@ -101,9 +108,15 @@ def test_faces_are_stored_with_their_settings_once_per_unchanged_image(portraits
     assert not set(rescanned.faces.values_list("pk", flat=True)) & set(before)
     assert len(load_index(portraits).faces.ids) == 5
 
-    # Other settings are a scan of their own, kept beside the first.
+    # Other settings are a scan of their own, kept beside the first, and become the ones shown and indexed;
+    # running the first settings again (nothing to scan) switches back.
+    paper_key = current_settings_key()
     call_command("detect_faces", "--inline", "--thresholds", "0.6", "0.7", "0.7", "--min-face-size", "20")
-    assert FaceScan.objects.count() == 16
+    assert FaceScan.objects.count() == 16 and current_settings_key() != paper_key
+    assert load_index(portraits).choice["settings_key"] == current_settings_key()
+    call_command("detect_faces", "--inline", stdout=io.StringIO())
+    assert FaceScan.objects.count() == 16 and current_settings_key() == paper_key
+    assert load_index(portraits).choice["settings_key"] == paper_key
     with pytest.raises(CommandError, match="thresholds"):
         call_command("detect_faces", "--inline", "--thresholds", "0.4", "1.2", "0.4")
 
@@ -216,6 +229,10 @@ def test_search_by_whole_image_face_or_both(portraits, client, django_user_model
     assert len(index.faces.ids) == every_face.count() > 5
     choice = json.loads((paths.face_index_folder(version.number) / "choice.json").read_text())
     assert choice["policy"] == "all"
+    # The choice is remembered: the next index (a new version's chain, this one again) is made the same way.
+    out = io.StringIO()
+    call_command("embed_faces", "--model", str(version.number), "--inline", stdout=out)
+    assert "(all) up to date, 0 newly embedded" in out.getvalue()
     assert signature_store.load(paths.face_index_folder(version.number)).vectors.shape[1] == 1280
 
 

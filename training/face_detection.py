@@ -20,6 +20,7 @@ import json
 import math
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +28,12 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings as django_settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F, Max
 from PIL import Image
 
 from annotations.images import ImageProblem, decoded, read_limited, upright
 from annotations.models import Artwork
-from annotations.storage import atomic_write_bytes
+from annotations.storage import atomic_write_bytes, exclusive_lock
 from jobs.progress import JobRefused, ProgressCallback, no_progress
 from workbench import paths
 
@@ -51,6 +52,8 @@ DEFAULT_MAX_FACES = 500
 DETECT_BATCH = 16
 # Crops embedded per call of the version's embedder (bounds the temporary files and the memory).
 EMBED_BATCH = 256
+# How often a long embedding saves what it has (each save rewrites the index file).
+SAVE_EVERY_S = 120.0
 
 
 class FaceIndexMissing(LookupError):
@@ -107,14 +110,22 @@ def detect_faces(
     progress: ProgressCallback = no_progress,
     log: Callable[[str], None] = lambda line: None,
 ) -> dict:
-    """Detect and store the faces of every artwork (of `collections`) not yet scanned with these settings."""
+    """Detect and store the faces of every artwork (of `collections`) not yet scanned with these settings;
+    these settings become the ones the pages and the face indexes use."""
     detector = make_detector(thresholds, min_face_size, max_side, max_faces, device)
+    # One detection at a time: two would delete and insert the same artworks' scans.
+    waiting = lambda: progress(0.0, "waiting for another face detection")  # noqa: E731
+    with exclusive_lock(paths.face_lock_file(), waiting=waiting):
+        result = detect_with(detector, collections, force, job, progress, log)
+    save_choices(settings_key=result["settings_key"])
+    return result
+
+
+def detect_with(detector, collections, force: bool, job, progress: ProgressCallback, log) -> dict:
     detector_settings = detector.settings()
     key = settings_key(detector_settings)
     # Only what detection needs: a 100,000-artwork collection's rows stay small in the worker.
-    artworks = Artwork.objects.order_by("pk").only(
-        "pk", "external_id", "image_sha256", "image_ext", "width", "height"
-    )
+    artworks = Artwork.objects.order_by("pk").only(*ARTWORK_FIELDS)
     if collections:
         artworks = artworks.filter(collection__name__in=collections)
     scanned = dict(FaceScan.objects.filter(settings_key=key).values_list("artwork_id", "image_sha256"))
@@ -131,7 +142,7 @@ def detect_faces(
         results = []
         for artwork in batch:
             try:
-                image = load_for_faces(artwork, max_side)
+                image = load_for_faces(artwork, detector.max_side)
             except (ImageProblem, OSError) as exc:
                 unreadable += 1
                 log(f"artwork {artwork.pk} ({artwork.external_id}): unreadable image, skipped: {exc}")
@@ -218,9 +229,25 @@ def store_scans(
         )
 
 
+def load_choices() -> dict:
+    """{"settings_key", "policy", "min_side"} as last chosen (`save_choices`), {} before any."""
+    try:
+        return json.loads(paths.face_choices_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def save_choices(**changes) -> None:
+    atomic_write_bytes(paths.face_choices_file(), json.dumps({**load_choices(), **changes}).encode())
+
+
 def current_settings_key() -> str | None:
-    """The settings of the most recent scan: what the face index and the pages use by default."""
-    latest = FaceScan.objects.order_by("-scanned_at", "-pk").first()
+    """The detector settings of the last detection run (even one that found everything scanned): what the
+    pages and the face indexes use. Before any run recorded it, those of the most recent scan."""
+    key = load_choices().get("settings_key")
+    if key:
+        return key
+    latest = FaceScan.objects.order_by("-pk").first()
     return latest.settings_key if latest else None
 
 
@@ -230,14 +257,22 @@ def current_faces(artwork_ids: Iterable[int] | None = None, key: str | None = No
     key = key or current_settings_key()
     if key is None:
         return {}
-    faces = Face.objects.filter(scan__settings_key=key).select_related("scan", "artwork")
+    # Compared in the database, and only the fields boxes and crops need: 100,000 faces stay small.
+    faces = (
+        Face.objects.filter(scan__settings_key=key, scan__image_sha256=F("artwork__image_sha256"))
+        .select_related("artwork")
+        .only(*FACE_FIELDS, *(f"artwork__{name}" for name in ARTWORK_FIELDS))
+    )
     if artwork_ids is not None:
         faces = faces.filter(artwork_id__in=list(artwork_ids))
     grouped: dict[int, list[Face]] = {}
     for face in faces.order_by("artwork_id", "rank"):
-        if face.scan.image_sha256 == face.artwork.image_sha256:
-            grouped.setdefault(face.artwork_id, []).append(face)
+        grouped.setdefault(face.artwork_id, []).append(face)
     return grouped
+
+
+FACE_FIELDS = ("id", "scan_id", "artwork_id", "rank", "x1", "y1", "x2", "y2", "probability")
+ARTWORK_FIELDS = ("id", "external_id", "image_sha256", "image_ext", "width", "height")
 
 
 def face_counts(key: str | None = None) -> dict[int, int]:
@@ -262,6 +297,8 @@ class FaceIndex:
     artwork_of: dict[int, int]  # face id → artwork id
     side_of: dict[int, float]  # face id → the longer side of its box, in its image's pixels
     choice: dict  # policy, min_side, margin, settings_key
+    artworks: np.ndarray  # per row of `faces`: its artwork id
+    sides: np.ndarray  # per row of `faces`: the longer side of its box
 
 
 def choice_file(folder: Path) -> Path:
@@ -270,14 +307,21 @@ def choice_file(folder: Path) -> Path:
 
 def embed_faces(
     version: ModelVersion,
-    policy: str = face_rules.DEFAULT_POLICY,
-    min_side: float = face_rules.DEFAULT_MIN_SIDE,
+    policy: str | None = None,
+    min_side: float | None = None,
     *,
     job=None,
     progress: ProgressCallback = no_progress,
     log: Callable[[str], None] = lambda line: None,
 ) -> dict:
-    """Crop the chosen faces of every artwork and embed them under `version` into its face index."""
+    """Crop the chosen faces of every artwork with a signature under `version` and embed them into its face
+    index. `policy` and `min_side` default to the last ones chosen (so a new version's index is made like
+    the others), then to `faces.DEFAULT_POLICY`; a choice given here is remembered."""
+    choices = load_choices()
+    policy = policy or choices.get("policy") or face_rules.DEFAULT_POLICY
+    if min_side is None:
+        min_side = choices.get("min_side", face_rules.DEFAULT_MIN_SIDE)
+    min_side = float(min_side)
     if policy not in face_rules.POLICIES:
         raise JobRefused(f"face policy must be one of {', '.join(face_rules.POLICIES)}, got {policy!r}")
     key = current_settings_key()
@@ -286,9 +330,15 @@ def embed_faces(
         summary = f"{version.label}: no faces detected yet (python manage.py detect_faces), no face index"
         log(summary)
         return {"summary": summary, "version": version.number, "skipped": True}
-    grouped = current_faces(key=key)
+    save_choices(policy=policy, min_side=min_side)
+    from .signatures import load as load_signatures
+
+    stored = load_signatures(version)
+    with_signature = set(stored.ids) if stored is not None else set()
     chosen: list[Face] = []
-    for faces in grouped.values():
+    for artwork_id, faces in current_faces(key=key).items():
+        if artwork_id not in with_signature:
+            continue  # never searchable under this version: its face would be embedded for nothing
         by_key = {face.pk: face for face in faces}
         picked = face_rules.select_faces(
             [face_rules.DetectedFace(face.pk, face.box) for face in faces], policy, min_side
@@ -297,37 +347,53 @@ def embed_faces(
     choice = {"policy": policy, "min_side": min_side, "margin": face_rules.CROP_MARGIN, "settings_key": key}
     folder = paths.face_index_folder(version.number)
     existing = signature_store.load(folder) if choice_file(folder).exists() else None
-    kept_ids: list[int] = []
-    kept_vectors: list[np.ndarray] = []
-    if existing is not None and json.loads(choice_file(folder).read_text()) == choice:
-        wanted = {face.pk for face in chosen}
-        keep_rows = [row for row, face_id in enumerate(existing.ids) if face_id in wanted]
-        kept_ids = [existing.ids[row] for row in keep_rows]
-        kept_vectors = [existing.vectors[keep_rows]] if keep_rows else []
-    already = set(kept_ids)
-    todo = [face for face in chosen if face.pk not in already]
-    log(f"{version.label}: {len(chosen)} faces chosen ({policy}), {len(todo)} to embed, {len(kept_ids)} kept")
+    same_choice = existing is not None and json.loads(choice_file(folder).read_text()) == choice
+    wanted = {face.pk for face in chosen}
+    keep_rows = [row for row, face_id in enumerate(existing.ids) if face_id in wanted] if same_choice else []
+    # Rows as parts, joined only when saved: concatenating per batch would copy the index 400 times.
+    ids = [existing.ids[row] for row in keep_rows]
+    parts = [existing.vectors[keep_rows]] if keep_rows else []
+    kept = set(ids)
+    todo = [face for face in chosen if face.pk not in kept]
+    log(f"{version.label}: {len(chosen)} faces chosen ({policy}), {len(todo)} to embed, {len(ids)} kept")
+    if not todo and same_choice and len(ids) == len(existing.ids):
+        summary = f"{version.label}: face index of {len(ids)} faces ({policy}) up to date, 0 newly embedded"
+        log(summary)  # nothing rewritten: every web process keeps its cached index
+        return {"summary": summary, "version": version.number, "faces": len(ids), "embedded": 0}
+
+    def joined() -> signature_store.SignatureSet:
+        if not parts:
+            return signature_store.SignatureSet([], np.zeros((0, version.signature_dim), np.float32))
+        return signature_store.SignatureSet(list(ids), np.concatenate(parts).astype(np.float32))
+
+    embedded = unreadable = 0
+    saved_at = time.monotonic()
     if todo:
         from .search import load_model_once
 
         model = load_model_once(version)
-        new_vectors = []
         for start in range(0, len(todo), EMBED_BATCH):
             batch = todo[start : start + EMBED_BATCH]
             with tempfile.TemporaryDirectory() as folder_name:
-                files = write_crops(batch, Path(folder_name))
-                new_vectors.append(version.retrieval_method.embed(model, version, files, None, num_workers=0))
+                cropped, files = write_crops(batch, Path(folder_name), log)
+                unreadable += len(batch) - len(cropped)
+                if cropped:
+                    vectors = version.retrieval_method.embed(model, version, files, None, num_workers=0)
+                    ids.extend(face.pk for face in cropped)
+                    parts.append(normalised(vectors))
+                    embedded += len(cropped)
             done = min(start + EMBED_BATCH, len(todo))
             progress(done / len(todo), f"{done}/{len(todo)} face crops embedded")
-        vectors = np.concatenate([*kept_vectors, *new_vectors]).astype(np.float32)
-        ids = kept_ids + [face.pk for face in todo]
-    else:
-        ids = kept_ids
-        vectors = kept_vectors[0] if kept_vectors else np.zeros((0, version.signature_dim), np.float32)
-    save_index(folder, signature_store.SignatureSet(ids, normalised(vectors)), choice)
-    summary = f"{version.label}: face index of {len(ids)} faces ({policy}), {len(todo)} newly embedded"
+            if time.monotonic() - saved_at > SAVE_EVERY_S:
+                # A cancelled or killed job keeps what it embedded: the next run goes on from there.
+                save_index(folder, joined(), choice)
+                saved_at = time.monotonic()
+    save_index(folder, joined(), choice)
+    summary = f"{version.label}: face index of {len(ids)} faces ({policy}), {embedded} newly embedded" + (
+        f", {unreadable} faces of unreadable images skipped" if unreadable else ""
+    )
     log(summary)
-    return {"summary": summary, "version": version.number, "faces": len(ids), "embedded": len(todo)}
+    return {"summary": summary, "version": version.number, "faces": len(ids), "embedded": embedded}
 
 
 def normalised(vectors: np.ndarray) -> np.ndarray:
@@ -344,9 +410,13 @@ def save_index(folder: Path, faces: signature_store.SignatureSet, choice: dict) 
     signature_store.save(folder, faces)
 
 
-def write_crops(faces: Sequence[Face], folder: Path) -> list[str]:
-    """Each face's crop as a PNG in `folder` (images opened once per artwork), in the order of `faces`."""
-    files: list[str] = [""] * len(faces)
+def write_crops(
+    faces: Sequence[Face], folder: Path, log: Callable[[str], None] = lambda line: None
+) -> tuple[list[Face], list[str]]:
+    """The faces whose crops could be made, and their crops as PNG files in `folder` (each image opened
+    once); a face of an image that cannot be read any more is left out and logged."""
+    done: list[Face] = []
+    files: list[str] = []
     by_artwork: dict[int, list[int]] = {}
     for index, face in enumerate(faces):
         by_artwork.setdefault(face.artwork_id, []).append(index)
@@ -357,12 +427,17 @@ def write_crops(faces: Sequence[Face], folder: Path) -> list[str]:
         smallest = min(max(faces[i].width, faces[i].height) for i in indices) * (1 + face_rules.CROP_MARGIN)
         shrink = min(1.0, face_rules.CROP_SIDE / max(smallest, 1.0))
         longest = max(artwork.width, artwork.height)
-        image = load_for_faces(artwork, max_side=max(1, math.ceil(longest * shrink)))
+        try:
+            image = load_for_faces(artwork, max_side=max(1, math.ceil(longest * shrink)))
+        except (ImageProblem, OSError) as exc:
+            log(f"artwork {artwork.pk} ({artwork.external_id}): unreadable image, its faces skipped: {exc}")
+            continue
         for index in indices:
             crop = face_crop(image, faces[index], artwork.width, artwork.height)
-            files[index] = str(folder / f"face-{faces[index].pk}.png")
-            crop.save(files[index], "PNG", compress_level=1)
-    return files
+            files.append(str(folder / f"face-{faces[index].pk}.png"))
+            crop.save(files[-1], "PNG", compress_level=1)
+            done.append(faces[index])
+    return done, files
 
 
 def face_crop(image: Image.Image, face: Face, width: int, height: int) -> Image.Image:
@@ -375,17 +450,20 @@ def face_crop(image: Image.Image, face: Face, width: int, height: int) -> Image.
     return crop
 
 
-_cache: dict[int, tuple[float, FaceIndex]] = {}
+_cache: dict[int, tuple[tuple, FaceIndex]] = {}
 _lock = threading.Lock()
 
 
 def load_index(version: ModelVersion) -> FaceIndex | None:
-    """The version's face index (kept per process while its file is unchanged), None when it has none."""
+    """The version's face index, None when it has none. Kept per process while its file and the faces in
+    the database are unchanged: a re-scan deletes faces, which then leave the index at once."""
     folder = paths.face_index_folder(version.number)
     ids_path = signature_store.ids_file(folder)
     if not ids_path.exists():
         return None
-    stamp = ids_path.stat().st_mtime
+    status = ids_path.stat()
+    faces = Face.objects.aggregate(count=Count("pk"), last=Max("pk"))
+    stamp = (status.st_mtime_ns, status.st_ino, status.st_size, faces["count"], faces["last"])
     with _lock:
         cached = _cache.get(version.number)
         if cached is not None and cached[0] == stamp:
@@ -397,16 +475,25 @@ def load_index(version: ModelVersion) -> FaceIndex | None:
     # Every face of the index's scans, not `pk__in` 100,000 ids: some SQLite builds allow only 32,766
     # query parameters.
     artwork_of, side_of = {}, {}
-    for pk, artwork_id, x1, y1, x2, y2 in Face.objects.filter(
-        scan__settings_key=choice["settings_key"]
-    ).values_list("pk", "artwork_id", "x1", "y1", "x2", "y2"):
+    for pk, artwork_id, x1, y1, x2, y2 in (
+        Face.objects.filter(scan__settings_key=choice["settings_key"])
+        .order_by()
+        .values_list("pk", "artwork_id", "x1", "y1", "x2", "y2")
+    ):
         artwork_of[pk] = artwork_id
         side_of[pk] = max(x2 - x1, y2 - y1)
     # A face deleted since (its artwork re-scanned or removed) drops out of the index until the next embed.
     present = [face_id for face_id in stored.ids if face_id in artwork_of]
     if len(present) != len(stored.ids):
         stored = stored.subset(present)
-    index = FaceIndex(stored, artwork_of, side_of, choice)
+    index = FaceIndex(
+        stored,
+        artwork_of,
+        side_of,
+        choice,
+        np.asarray([artwork_of[i] for i in stored.ids], dtype=np.int64),
+        np.asarray([side_of[i] for i in stored.ids], dtype=np.float32),
+    )
     with _lock:
         _cache[version.number] = (stamp, index)
     return index

@@ -9,12 +9,14 @@ no face to embed, falls back to the whole image and says so.
 
 from __future__ import annotations
 
+import math
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from annotations.images import ImageProblem
 from annotations.models import Artwork
 
 from . import faces as face_rules
@@ -87,20 +89,28 @@ def search(
                 f"python manage.py embed_faces --model {version.number}"
             )
         query_vectors, query_faces = query_face_vectors(version, index, artwork_id, face)
-        if len(query_vectors):
-            face_rows = [rows.get(index.artwork_of[i], -1) for i in index.faces.ids]
-            keep = [n for n, row in enumerate(face_rows) if row >= 0]
-            kept_rows = np.asarray(face_rows, dtype=np.int64)[keep]
+        face_rows = whole_rows(index, stored.ids)
+        keep = face_rows >= 0  # faces of artworks without a signature under this version are not ranked
+        if len(query_vectors) and keep.any():
+            all_kept = bool(keep.all())  # then no copy of the face matrix (100,000 × 1280 is 512 MB)
             face_scores = face_rules.artwork_face_scores(
-                query_vectors, index.faces.vectors[keep], kept_rows, len(stored.ids)
+                query_vectors,
+                index.faces.vectors if all_kept else index.faces.vectors[keep],
+                face_rows if all_kept else face_rows[keep],
+                len(stored.ids),
             )
             used = mode
             if mode == "fused" and face_rules.FULL_WEIGHT_SIDE > 0:
                 sides = [max(face.width, face.height)] if face else [index.side_of[i] for i in query_faces]
-                query_side = max(sides)
-                weight = size_aware_weights(index, keep, kept_rows, len(stored.ids), query_side, weight)
+                weight = size_aware_weights(
+                    index.sides[keep], face_rows[keep], len(stored.ids), max(sides), weight
+                )
         else:
-            note = "no face in the query: ranked by the whole image"
+            note = (
+                "no face in the query: ranked by the whole image"
+                if not len(query_vectors)
+                else ("no other artwork has an indexed face: ranked by the whole image")
+            )
     scores = face_rules.fuse(whole, face_scores, used, weight)
     excluded = {rows[artwork_id]}
     hits = []
@@ -112,12 +122,33 @@ def search(
     return FaceSearch(mode, used, asked_weight, hits, query_faces, note)
 
 
-def size_aware_weights(index, keep, kept_rows, n_rows: int, query_side: float, weight: float) -> np.ndarray:
+_rows_cache: dict[tuple[int, int], tuple[object, object, np.ndarray]] = {}
+
+
+def whole_rows(index, ids: list[int]) -> np.ndarray:
+    """Per face of the index: the whole-image row of its artwork (-1: none), kept while both are the same
+    objects (each is cached per process until its files change)."""
+    key = (id(index), id(ids))
+    cached = _rows_cache.get(key)
+    if cached is not None and cached[0] is index and cached[1] is ids:
+        return cached[2]
+    row_of = {artwork_id: row for row, artwork_id in enumerate(ids)}
+    rows = np.fromiter(
+        (row_of.get(int(a), -1) for a in index.artworks), dtype=np.int64, count=len(index.artworks)
+    )
+    _rows_cache.clear()  # one entry: the last index searched
+    _rows_cache[key] = (index, ids, rows)
+    return rows
+
+
+def size_aware_weights(
+    sides: np.ndarray, rows: np.ndarray, n_rows: int, query_side: float, weight: float
+) -> np.ndarray:
     """The face weight per row (`faces.face_weights`): by the smaller of the query's largest face and the
-    candidate's largest indexed face."""
+    candidate's largest indexed face. (Under the "all" policy the weight follows the candidate's largest
+    face, not the one that matched best.)"""
     candidate_sides = np.full(n_rows, -np.inf, dtype=np.float32)
-    sides = np.asarray([index.side_of[index.faces.ids[n]] for n in keep], dtype=np.float32)
-    np.maximum.at(candidate_sides, kept_rows, sides)
+    np.maximum.at(candidate_sides, rows, sides)
     candidate_sides[np.isneginf(candidate_sides)] = np.nan
     return face_rules.face_weights(weight, query_side, candidate_sides)
 
@@ -137,9 +168,17 @@ def query_face_vectors(version: ModelVersion, index, artwork_id: int, face: Face
 
 
 def embed_face(version: ModelVersion, face: Face) -> np.ndarray:
-    """One face's signature under `version`, computed now (a face the index did not choose)."""
+    """One face's signature under `version`, computed now (a face the index did not choose); the image is
+    decoded only as large as the crop needs."""
     artwork: Artwork = face.artwork
-    image = load_for_faces(artwork, max_side=max(artwork.width, artwork.height))
+    side = max(face.width, face.height) * (1 + face_rules.CROP_MARGIN)
+    shrink = min(1.0, face_rules.CROP_SIDE / max(side, 1.0))
+    try:
+        image = load_for_faces(
+            artwork, max_side=max(1, math.ceil(max(artwork.width, artwork.height) * shrink))
+        )
+    except (ImageProblem, OSError) as exc:
+        raise FaceSearchError(f"the image of artwork {artwork.pk} cannot be read: {exc}") from None
     crop = face_crop(image, face, artwork.width, artwork.height)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "face.png"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from annotations.collections import existing_collections
+from jobs.progress import JobCancelled, JobRefused
 from jobs.registry import job_handler
 
 from .models import ModelVersion, resolve_version
@@ -57,8 +58,6 @@ def train_model_job(job, progress, log) -> dict:
     from .methods import get
 
     if get(method).train_job != "train_model":
-        from jobs.progress import JobRefused
-
         raise JobRefused(f"{method} models are trained by {get(method).train_job}, not train_model")
 
     from .label_rounds import train_label_model
@@ -121,18 +120,29 @@ def embed_faces_job(job, progress, log) -> dict:
         versions = [v for v in ModelVersion.objects.order_by("number") if ids_file(v).exists()]
     else:
         versions = [resolve_version(name)]
-    results = []
+    results, failures = [], []
     for position, version in enumerate(versions):
-        results.append(
-            embed_faces(
-                version,
-                job=job,
-                progress=lambda f, m, p=position: progress((p + f) / len(versions), m),
-                log=log,
-                **params,
+        try:
+            results.append(
+                embed_faces(
+                    version,
+                    job=job,
+                    progress=lambda f, m, p=position: progress((p + f) / len(versions), m),
+                    log=log,
+                    **params,
+                )
             )
-        )
+        except (JobCancelled, JobRefused):
+            raise
+        except Exception as exc:  # one version's damaged model file must not cost the others their index
+            if len(versions) == 1:
+                raise
+            log(f"{version.label}: face index failed: {exc!r}")
+            failures.append(f"{version.label}: failed ({exc})")
+    if failures and not results:
+        raise RuntimeError("; ".join(failures))
     return {
-        "summary": "; ".join(r["summary"] for r in results) or "no version with signatures",
+        "summary": "; ".join([r["summary"] for r in results] + failures) or "no version with signatures",
         "versions": [r["version"] for r in results],
+        "failed": failures,
     }

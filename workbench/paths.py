@@ -171,3 +171,17 @@ def legacy_graph_files(number: int) -> list[Path]:
 def face_index_folder(number: int) -> Path:
     """Version `number`'s face index: face crops' signatures (ids = face rows) and how they were chosen."""
     return signatures_folder(number) / "faces"
+
+
+def faces_folder() -> Path:
+    return root() / "faces"
+
+
+def face_choices_file() -> Path:
+    """Which detector settings the pages and face indexes use, and which faces an index takes."""
+    return faces_folder() / "current.json"
+
+
+def face_lock_file() -> Path:
+    """Held while faces are detected and stored: two detections at once would replace each other's scans."""
+    return faces_folder() / ".detect.lock"

@@ -16,10 +16,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--model", default="active", help="a version (number or vN), active, or all")
-        parser.add_argument("--faces", choices=POLICIES, default=DEFAULT_POLICY, dest="policy")
-        parser.add_argument("--min-side", type=float, default=DEFAULT_MIN_SIDE, dest="min_side")
+        parser.add_argument(
+            "--faces", choices=POLICIES, dest="policy", help=f"default: the last chosen, or {DEFAULT_POLICY}"
+        )
+        parser.add_argument(
+            "--min-side", type=float, dest="min_side", help=f"default: last chosen, or {DEFAULT_MIN_SIDE:g}"
+        )
         add_worker_arguments(parser)
 
     def handle(self, *args, **options) -> None:
-        params = {"model": options["model"], "policy": options["policy"], "min_side": options["min_side"]}
+        params = {"model": options["model"]}
+        params.update({name: options[name] for name in ("policy", "min_side") if options[name] is not None})
         run_worker_job(self, "embed_faces", params, options)
