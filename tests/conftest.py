@@ -17,6 +17,9 @@ from django.db import connection
 from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parent.parent
+# Hermetic: no test reaches the internet for weights, on a developer's machine either (workers inherit it).
+# tests/test_weights_download.py turns it on against a local server.
+os.environ["WORKBENCH_DOWNLOAD_WEIGHTS"] = "0"
 
 # Fixtures through which a test reaches the database (and, with a worker, the broker).
 DATABASE_FIXTURES = {

