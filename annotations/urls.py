@@ -10,4 +10,17 @@ urlpatterns = [
     path("artworks/<int:artwork_id>/link", views.link_artworks, name="link"),
     path("connections/export.csv", views.export_connections_csv, name="export_connections"),
     path("files/<path:relpath>", views.data_file, name="file"),
+    # IIIF: Presentation 3.0 manifests and a level-0 Image API 3.0 service per artwork.
+    path("iiif/artworks/<int:artwork_id>/manifest.json", views.iiif_artwork_manifest, name="iiif_manifest"),
+    path(
+        "iiif/artworks/<int:artwork_id>/component.json", views.iiif_component_manifest, name="iiif_component"
+    ),
+    path("iiif/artworks/<int:artwork_id>/canvas", views.iiif_canvas, name="iiif_canvas"),
+    path("iiif/images/<int:artwork_id>", views.iiif_service, name="iiif_service"),
+    path("iiif/images/<int:artwork_id>/info.json", views.iiif_image_info, name="iiif_info"),
+    path(
+        "iiif/images/<int:artwork_id>/<str:region>/<str:size>/<str:rotation>/<str:quality>.<str:fmt>",
+        views.iiif_image,
+        name="iiif_image",
+    ),
 ]

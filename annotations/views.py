@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
@@ -108,5 +109,89 @@ def data_file(request: HttpRequest, relpath: str) -> FileResponse:
         raise Http404("no such file")
     response = FileResponse(open(path, "rb"))
     # Content-addressed: a name never changes content.
+    response["Cache-Control"] = "private, max-age=31536000, immutable"
+    return response
+
+
+# ---- IIIF (`annotations.iiif`, `annotations.manifests`) ----
+
+
+@login_required
+@require_GET
+def iiif_artwork_manifest(request: HttpRequest, artwork_id: int) -> HttpResponse:
+    """One artwork as a Presentation 3.0 manifest."""
+    from .manifests import IIIF_PRESENTATION, iiif_json, manifest_of
+
+    artwork = get_object_or_404(Artwork.objects.select_related("collection"), pk=artwork_id)
+    data = manifest_of(request, request.build_absolute_uri(), artwork.title or artwork.external_id, [artwork])
+    return iiif_json(data, IIIF_PRESENTATION)
+
+
+@login_required
+@require_GET
+def iiif_component_manifest(request: HttpRequest, artwork_id: int) -> HttpResponse:
+    """The artwork and the artworks connected to it by known links, one canvas each."""
+    from .manifests import IIIF_PRESENTATION, component_members, iiif_json, manifest_of
+
+    artwork = get_object_or_404(Artwork.objects.select_related("collection"), pk=artwork_id)
+    members = component_members(artwork)
+    label = f"{artwork.title or artwork.external_id} and its {len(members) - 1} connected artworks"
+    data = manifest_of(request, request.build_absolute_uri(), label, members, "known connections")
+    return iiif_json(data, IIIF_PRESENTATION)
+
+
+@login_required
+@require_GET
+def iiif_canvas(request: HttpRequest, artwork_id: int) -> HttpResponse:
+    """A canvas id dereferences to the artwork's manifest (where the canvas lives)."""
+    get_object_or_404(Artwork, pk=artwork_id)
+    return redirect("annotations:iiif_manifest", artwork_id)
+
+
+@login_required
+@require_GET
+def iiif_service(request: HttpRequest, artwork_id: int) -> HttpResponse:
+    """The Image API base URI redirects to its info.json (Image API 3.0 §2.2)."""
+    get_object_or_404(Artwork, pk=artwork_id)
+    return redirect("annotations:iiif_info", artwork_id, permanent=False)
+
+
+@login_required
+@require_GET
+def iiif_image_info(request: HttpRequest, artwork_id: int) -> HttpResponse:
+    from .iiif import image_info
+    from .manifests import IIIF_IMAGE, iiif_json, served_sizes
+
+    artwork = get_object_or_404(Artwork, pk=artwork_id)
+    sizes = served_sizes(artwork)
+    if not sizes:
+        raise Http404("no image of this artwork can be served")
+    service_id = request.build_absolute_uri(reverse("annotations:iiif_service", args=[artwork.pk]))
+    return iiif_json(image_info(service_id, artwork.width, artwork.height, list(sizes)), IIIF_IMAGE)
+
+
+@login_required
+@require_GET
+def iiif_image(
+    request: HttpRequest, artwork_id: int, region: str, size: str, rotation: str, quality: str, fmt: str
+) -> HttpResponse:
+    """Level 0: the full region, no rotation, default quality, JPEG, at one of the listed sizes; anything
+    else is 400 (Image API 3.0 §7: a request the server cannot answer)."""
+    from .iiif import parse_size
+    from .manifests import served_sizes
+
+    artwork = get_object_or_404(Artwork, pk=artwork_id)
+    if (region, rotation, quality, fmt) != ("full", "0", "default", "jpg"):
+        return HttpResponse(
+            "level 0: only full/<a listed size>/0/default.jpg is served",
+            status=400,
+            content_type="text/plain",
+        )
+    sizes = served_sizes(artwork)
+    chosen = parse_size(size, list(sizes))
+    if chosen is None:
+        listed = ", ".join(f"{w},{h}" for w, h in sorted(sizes))
+        return HttpResponse(f"level 0: sizes served are {listed}", status=400, content_type="text/plain")
+    response = FileResponse(open(paths.absolute(sizes[chosen]), "rb"), content_type="image/jpeg")
     response["Cache-Control"] = "private, max-age=31536000, immutable"
     return response

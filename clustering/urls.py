@@ -9,4 +9,5 @@ urlpatterns = [
     path("map/", views.map_page, name="map"),
     path("map/<int:number>.json", views.map_json, name="map_json"),
     path("map/lasso", views.lasso_proposal, name="lasso"),
+    path("iiif/proposals/<int:proposal_id>/manifest.json", views.proposal_manifest, name="iiif_proposal"),
 ]

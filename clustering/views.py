@@ -26,7 +26,7 @@ from workbench.roles import curator_required
 from .algorithms import ClusteringParams
 from .assignments import load_assignments
 from .maps import load_layout
-from .models import ClusteringRun, ProposalMember, ProposalStatus
+from .models import ClusteringRun, Proposal, ProposalMember, ProposalStatus
 from .runs import proposal_from_selection
 
 VERSION_NUMBER_MAX = 2**31 - 1  # ModelVersion.number is a PositiveIntegerField
@@ -176,3 +176,22 @@ def lasso_proposal(request: HttpRequest) -> HttpResponse:
     except ValueError as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     return JsonResponse({"proposal": proposal.pk, "url": reverse("review:review", args=[proposal.pk])})
+
+
+@login_required
+@require_GET
+def proposal_manifest(request: HttpRequest, proposal_id: int) -> HttpResponse:
+    """A proposal's members as a IIIF Presentation 3.0 manifest, strongest first: any IIIF viewer shows
+    them side by side."""
+    from annotations.manifests import IIIF_PRESENTATION, iiif_json, manifest_of
+
+    proposal = get_object_or_404(Proposal.objects.select_related("run"), pk=proposal_id)
+    members = [
+        member.artwork
+        for member in proposal.members.select_related("artwork__collection").order_by("position")
+    ]
+    label = f"Proposal {proposal.pk} of run {proposal.run_id}: {len(members)} artworks"
+    summary = f"{proposal.get_kind_display()}, confidence {proposal.confidence:.2f}, status {proposal.status}"
+    return iiif_json(
+        manifest_of(request, request.build_absolute_uri(), label, members, summary), IIIF_PRESENTATION
+    )

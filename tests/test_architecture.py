@@ -42,6 +42,7 @@ PLAIN_MODULES = [
     "annotations.connection_types",
     "annotations.csvformats",
     "annotations.demo",
+    "annotations.iiif",
     "annotations.images",
     "annotations.knowledge",
     "annotations.splits",
