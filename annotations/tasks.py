@@ -23,3 +23,22 @@ def import_collection_job(job, progress, log) -> dict:
         log=log,
     )
     return report.as_dict()
+
+
+@job_handler("import_iiif")
+def import_iiif_job(job, progress, log) -> dict:
+    """A IIIF manifest or collection imported as artworks (`iiif_import`): images fetched, then one import."""
+    from .iiif_import import import_iiif
+
+    params = job.params
+    report = import_iiif(
+        params["manifest"],
+        params.get("collection") or None,
+        int(params.get("size", 1600)),
+        bool(params.get("per_manifest", False)),
+        user=job.created_by,
+        job=job,
+        progress=progress,
+        log=log,
+    )
+    return report.as_dict()

@@ -43,6 +43,7 @@ PLAIN_MODULES = [
     "annotations.csvformats",
     "annotations.demo",
     "annotations.iiif",
+    "annotations.iiif_source",
     "annotations.images",
     "annotations.knowledge",
     "annotations.splits",
