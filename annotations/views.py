@@ -14,7 +14,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from jobs.runner import enqueue
 from workbench import params, paths
+from workbench.roles import curator_required
 
 from .connection_types import CONNECTION_TYPES, normalise_type
 from .connections import Statement, apply_statements
@@ -195,3 +197,31 @@ def iiif_image(
     response = FileResponse(open(paths.absolute(sizes[chosen]), "rb"), content_type="image/jpeg")
     response["Cache-Control"] = "private, max-age=31536000, immutable"
     return response
+
+
+@curator_required
+@require_POST
+def start_iiif_import(request: HttpRequest) -> HttpResponse:
+    """A IIIF manifest or collection imported on a worker (`import_iiif` job); the page follows it. Only
+    http(s) addresses: a web form must not read the server's own files."""
+    location = params.text(request.POST.get("manifest", ""), "manifest", max_length=2000)
+    if not location.startswith(("http://", "https://")):
+        messages.error(request, "The manifest must be an http or https address.")
+        return redirect("home")
+    try:
+        size = params.integer(request.POST.get("size", "1600") or "1600", "size", low=64, high=10000)
+    except params.OutOfRange as exc:
+        messages.error(request, f"{str(exc).capitalize()}.")
+        return redirect("home")
+    job = enqueue(
+        "import_iiif",
+        {
+            "manifest": location,
+            "collection": params.text(request.POST.get("collection", ""), "collection"),
+            "size": size,
+            "per_manifest": request.POST.get("per_manifest") == "1",
+        },
+        user=request.user,
+    )
+    messages.success(request, f"IIIF import started as job #{job.pk}.")
+    return redirect("jobs:detail", job.pk)

@@ -284,3 +284,30 @@ def test_from_the_command_line(data_dir, server):
     call_command("import_iiif", "--manifest", url, "--size", "200", stdout=out)
     assert Artwork.objects.filter(collection__name="From the shell").count() == 2
     assert "/iiif/img5/full/!200,200/0/default.jpg" in server.requests
+
+
+def test_a_curator_imports_from_the_dashboard_on_a_real_worker(
+    data_dir, server, client, celery_worker_process
+):
+    from django.contrib.auth.models import Group, User
+
+    from jobs.models import Job, JobState
+
+    from .conftest import wait_until
+
+    url = server.manifest3("/m3.json", ["img0", "img1"], label="Dashboard import")
+    annotator = User.objects.create_user("annotator", password="pw")
+    client.force_login(annotator)
+    assert client.post("/collections/import-iiif", {"manifest": url}).status_code == 403
+    curator = User.objects.create_user("curator", password="pw")
+    curator.groups.add(Group.objects.get_or_create(name="curators")[0])
+    client.force_login(curator)
+    assert "iiif-import-form" in client.get("/").content.decode()
+    refused = client.post("/collections/import-iiif", {"manifest": "/etc/passwd"}, follow=True)
+    assert "must be an http or https address" in refused.content.decode() and not Job.objects.exists()
+    response = client.post("/collections/import-iiif", {"manifest": url, "size": "300"})
+    job = Job.objects.get(kind="import_iiif")
+    assert response.url == f"/jobs/{job.pk}/" and job.params["size"] == 300 and job.created_by == curator
+    wait_until(lambda: Job.objects.get(pk=job.pk).state == JobState.SUCCEEDED, timeout=120, message="import")
+    assert Artwork.objects.filter(collection__name="Dashboard import").count() == 2
+    assert "/iiif/img1/full/!300,300/0/default.jpg" in server.requests
