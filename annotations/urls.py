@@ -9,6 +9,7 @@ urlpatterns = [
     path("artworks/<int:artwork_id>/thumbnail", views.artwork_thumbnail, name="thumbnail"),
     path("artworks/<int:artwork_id>/link", views.link_artworks, name="link"),
     path("connections/export.csv", views.export_connections_csv, name="export_connections"),
+    path("connections/export.jsonld", views.export_connections_jsonld, name="export_connections_jsonld"),
     path("collections/import-iiif", views.start_iiif_import, name="start_iiif_import"),
     path("files/<path:relpath>", views.data_file, name="file"),
     # IIIF: Presentation 3.0 manifests and a level-0 Image API 3.0 service per artwork.

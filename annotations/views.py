@@ -8,7 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Q
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -96,6 +96,22 @@ def export_connections_csv(request: HttpRequest) -> HttpResponse:
     stamp = timezone.now().strftime("%Y%m%d-%H%M")
     response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="connections-{stamp}.csv"'
+    return response
+
+
+@login_required
+@require_GET
+def export_connections_jsonld(request: HttpRequest) -> HttpResponse:
+    """The connections (with ?history=1 every decision) as W3C Web Annotations."""
+    from .annotation_exchange import export_document
+
+    base = request.build_absolute_uri("/").rstrip("/")
+    document = export_document(base, history=request.GET.get("history") == "1")
+    stamp = timezone.now().strftime("%Y%m%d-%H%M")
+    response = JsonResponse(
+        document, content_type='application/ld+json;profile="http://www.w3.org/ns/anno.jsonld"'
+    )
+    response["Content-Disposition"] = f'attachment; filename="connections-{stamp}.jsonld"'
     return response
 
 

@@ -47,6 +47,7 @@ PLAIN_MODULES = [
     "annotations.images",
     "annotations.knowledge",
     "annotations.splits",
+    "annotations.web_annotations",
     "annotations.storage",
     "jobs.progress",
     "jobs.pipeline",
