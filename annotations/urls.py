@@ -18,6 +18,7 @@ urlpatterns = [
         "iiif/artworks/<int:artwork_id>/component.json", views.iiif_component_manifest, name="iiif_component"
     ),
     path("iiif/artworks/<int:artwork_id>/canvas", views.iiif_canvas, name="iiif_canvas"),
+    path("iiif/viewer/", views.iiif_viewer, name="iiif_viewer"),
     path("iiif/images/<int:artwork_id>", views.iiif_service, name="iiif_service"),
     path("iiif/images/<int:artwork_id>/info.json", views.iiif_image_info, name="iiif_info"),
     path(

@@ -241,3 +241,42 @@ def start_iiif_import(request: HttpRequest) -> HttpResponse:
     )
     messages.success(request, f"IIIF import started as job #{job.pk}.")
     return redirect("jobs:detail", job.pk)
+
+
+MIRADOR_VERSION = "4.0.0"
+MIRADOR_PATH = f"vendor/mirador-{MIRADOR_VERSION}/mirador.min.js"
+MAX_VIEWER_WINDOWS = 12
+
+
+@login_required
+@require_GET
+def iiif_viewer(request: HttpRequest) -> HttpResponse:
+    """Mirador (installed into the static files by bin/fetch_mirador.sh, never from a CDN) with one window
+    per `manifest` parameter, side by side: a path on this server or an http(s) URL."""
+    import json
+
+    from django.contrib.staticfiles import finders
+
+    manifests = [m.strip() for m in request.GET.getlist("manifest") if m.strip()]
+    if not manifests:
+        raise params.BadParameter("manifest: name at least one IIIF manifest")
+    if len(manifests) > MAX_VIEWER_WINDOWS:
+        raise params.BadParameter(
+            f"manifest: at most {MAX_VIEWER_WINDOWS} side by side, got {len(manifests)}"
+        )
+    for manifest in manifests:
+        params.text(manifest, "manifest", max_length=2000)
+        if not (manifest.startswith("/") and not manifest.startswith("//")) and not manifest.startswith(
+            ("http://", "https://")
+        ):
+            raise params.BadParameter(
+                f"manifest must be a path on this server or an http(s) URL: {manifest!r}"
+            )
+    context = {
+        "manifests": manifests,
+        "manifests_json": json.dumps(manifests),
+        "installed": finders.find(MIRADOR_PATH) is not None,
+        "mirador_path": MIRADOR_PATH,
+        "version": MIRADOR_VERSION,
+    }
+    return render(request, "annotations/viewer.html", context)

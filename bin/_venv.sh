@@ -39,3 +39,9 @@ if ! .venv/bin/python -m training.face_weights > .venv/log/face-weights.log 2>&1
   echo "warning: the face detector's weights could not be fetched ($(tail -1 .venv/log/face-weights.log));" \
        "face detection is off until 'python -m training.face_weights' succeeds" >&2
 fi
+# The Mirador viewer, from the npm registry into the static files (bin/fetch_mirador.sh). Not fatal: without
+# it the viewer page says how to install it.
+if ! bin/fetch_mirador.sh > .venv/log/mirador.log 2>&1; then
+  echo "warning: the Mirador viewer could not be installed ($(tail -1 .venv/log/mirador.log));" \
+       "run bin/fetch_mirador.sh" >&2
+fi

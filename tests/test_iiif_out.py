@@ -133,3 +133,12 @@ def test_the_pages_link_their_manifests(historian, imported):
     for url in ("manifest.json", "component.json"):
         assert f'href="/iiif/artworks/{artwork.pk}/{url}"' in page
     assert f'href="/iiif/images/{artwork.pk}/info.json"' in page
+
+
+def test_the_viewer_page_takes_manifests_from_here_or_http_and_refuses_others(historian, imported):
+    manifest = f"/iiif/artworks/{imported['art-0'].pk}/manifest.json"
+    page = historian.get("/iiif/viewer/", {"manifest": [manifest, "https://museum.example/m.json"]})
+    assert page.status_code == 200 and page.context["installed"]  # bin/fetch_mirador.sh ran at set-up
+    assert "vendor/mirador-4.0.0/mirador.min.js" in page.content.decode()
+    for bad in ([], ["//evil.example/m.json"], ["javascript:alert(1)"], ["relative.json"], [manifest] * 13):
+        assert historian.get("/iiif/viewer/", {"manifest": bad}).status_code == 400, bad

@@ -1,0 +1,63 @@
+"""A historian opens a proposal in Mirador (installed from the npm registry into the static files, no CDN):
+every member's canvas renders side by side, its image fetched through the workbench's own IIIF service."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from annotations.importer import import_collection
+from annotations.models import Artwork
+from clustering.models import ClusteringRun, Proposal, ProposalMember
+from training.models import ModelVersion
+
+from .test_browser import browser, log_in, page  # noqa: F401 - fixtures
+from .test_browser_review import make_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_a_proposal_side_by_side_in_mirador(page, data_dir, source):  # noqa: F811
+    import_collection(source.images, source.metadata, source.connections, "Source")
+    version = ModelVersion.objects.create(
+        number=1, backbone="tf_efficientnet_lite0", weights_kind="random", weights_description="test",
+        signature_dim=32,
+    )  # fmt: skip
+    run = ClusteringRun.objects.create(model_version=version, algorithm="optics")
+    proposal = Proposal.objects.create(
+        run=run, label=0, kind="new_group", size=3, confidence=0.8, new_links=2, new_pairs=3,
+        review_value=1.0, rank=1,
+    )  # fmt: skip
+    members = [Artwork.objects.get(external_id=name) for name in ("art-4", "art-2", "art-5")]
+    for position, artwork in enumerate(members):
+        ProposalMember.objects.create(proposal=proposal, artwork=artwork, strength=0.9, position=position)
+    make_user("historian")
+    log_in(page, "historian")
+    images = set()
+    page.on(
+        "response",
+        lambda response: (
+            images.add(int(re.search(r"/iiif/images/(\d+)/full/", response.url).group(1)))
+            if "/iiif/images/" in response.url and "/full/" in response.url and response.status == 200
+            else None
+        ),
+    )
+    page.goto(f"/review/{proposal.pk}/")
+    page.locator("#open-in-mirador").click()
+    expect(page.locator("h1")).to_contain_text("Side by side")
+    windows = page.locator(".mirador-window")
+    expect(windows).to_have_count(3, timeout=30_000)
+    for title in ("Title 4", "Title 2", "Title 5"):  # each member's manifest read and shown in its window
+        expect(windows.filter(has_text=title)).to_have_count(1)
+    expect(page.locator(".mirador-window .openseadragon-canvas canvas")).to_have_count(3, timeout=30_000)
+    for _ in range(60):  # the images arrive as OpenSeadragon asks for them
+        if images == {m.pk for m in members}:
+            break
+        page.wait_for_timeout(500)
+    assert images == {m.pk for m in members}  # every member's image came through its IIIF service
+    if os.environ.get("WORKBENCH_SCREENSHOTS"):  # how docs/screenshots/mirador.png is refreshed
+        page.wait_for_timeout(1500)
+        page.screenshot(path=os.path.join(os.environ["WORKBENCH_SCREENSHOTS"], "mirador.png"))
