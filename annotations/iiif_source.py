@@ -172,6 +172,22 @@ def number_or_none(value) -> int | None:
     return int(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
+def canvas_of(canvas: dict, identifier: str, resource: dict, image_url: object, where: str) -> Canvas:
+    """A canvas with its image: the image resource's own URL and its Image API service (one is enough)."""
+    service_id, service_version = service_of(resource)
+    if not isinstance(image_url, str) and service_id is None:
+        raise IIIFError(f"{where}: neither an image id nor a service")
+    return Canvas(
+        identifier,
+        text_of(canvas.get("label"), f"{where}.label"),
+        number_or_none(canvas.get("width")),
+        number_or_none(canvas.get("height")),
+        image_url if isinstance(image_url, str) else "",
+        service_id,
+        service_version,
+    )
+
+
 def canvases_2(document: dict, where: str) -> list[Canvas]:
     sequences = document.get("sequences") or []
     if not sequences or not isinstance(sequences[0], dict):
@@ -185,20 +201,8 @@ def canvases_2(document: dict, where: str) -> list[Canvas]:
         resource = images[0].get("resource") if images and isinstance(images[0], dict) else None
         if not isinstance(resource, dict):
             continue  # a canvas without an image (a blank page): nothing to import
-        service_id, service_version = service_of(resource)
-        image_url = resource.get("@id")
-        if not isinstance(image_url, str) and service_id is None:
-            raise IIIFError(f"{place}.images[0].resource: neither an @id nor a service")
         found.append(
-            Canvas(
-                canvas["@id"],
-                text_of(canvas.get("label"), f"{place}.label"),
-                number_or_none(canvas.get("width")),
-                number_or_none(canvas.get("height")),
-                image_url if isinstance(image_url, str) else "",
-                service_id,
-                service_version,
-            )
+            canvas_of(canvas, canvas["@id"], resource, resource.get("@id"), f"{place}.images[0].resource")
         )
     return found
 
@@ -219,23 +223,9 @@ def canvases_3(document: dict, where: str) -> list[Canvas]:
             body = (body.get("items") or [None])[0]
         if not isinstance(body, dict) or body.get("type") not in ("Image", None):
             continue  # sound, video or text: not an artwork's image
-        service_id, service_version = service_of(body)
-        image_url = body.get("id")
-        if not isinstance(image_url, str) and service_id is None:
-            raise IIIFError(f"{place}: the painting annotation's body has neither an id nor a service")
-        metadata = manifest_metadata(canvas, 3, place)
-        found.append(
-            Canvas(
-                canvas["id"],
-                text_of(canvas.get("label"), f"{place}.label"),
-                number_or_none(canvas.get("width")),
-                number_or_none(canvas.get("height")),
-                image_url if isinstance(image_url, str) else "",
-                service_id,
-                service_version,
-                metadata,
-            )
-        )
+        canvas_record = canvas_of(canvas, canvas["id"], body, body.get("id"), f"{place}: the painting's body")
+        canvas_record.metadata = manifest_metadata(canvas, 3, place)
+        found.append(canvas_record)
     return found
 
 
