@@ -11,29 +11,18 @@ from playwright.sync_api import expect
 
 from annotations.importer import import_collection
 from annotations.models import Artwork
-from clustering.models import ClusteringRun, Proposal, ProposalMember
-from training.models import ModelVersion
 
 from .test_browser import browser, log_in, page  # noqa: F401 - fixtures
 from .test_browser_review import make_user
+from .test_iiif_out import hand_made_proposal
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_proposal_side_by_side_in_mirador(page, data_dir, source):  # noqa: F811
     import_collection(source.images, source.metadata, source.connections, "Source")
-    version = ModelVersion.objects.create(
-        number=1, backbone="tf_efficientnet_lite0", weights_kind="random", weights_description="test",
-        signature_dim=32,
-    )  # fmt: skip
-    run = ClusteringRun.objects.create(model_version=version, algorithm="optics")
-    proposal = Proposal.objects.create(
-        run=run, label=0, kind="new_group", size=3, confidence=0.8, new_links=2, new_pairs=3,
-        review_value=1.0, rank=1,
-    )  # fmt: skip
     members = [Artwork.objects.get(external_id=name) for name in ("art-4", "art-2", "art-5")]
-    for position, artwork in enumerate(members):
-        ProposalMember.objects.create(proposal=proposal, artwork=artwork, strength=0.9, position=position)
+    proposal = hand_made_proposal(members)
     make_user("historian")
     log_in(page, "historian")
     images = set()

@@ -92,6 +92,17 @@ def test_a_group_of_connected_artworks_and_a_proposal_side_by_side(historian, im
     alone = historian.get(f"/iiif/artworks/{imported['art-5'].pk}/component.json").json()
     assert len(alone["items"]) == 1
 
+    proposal = hand_made_proposal([imported["art-4"], imported["art-2"]])
+    data = historian.get(f"/iiif/proposals/{proposal.pk}/manifest.json").json()
+    check_manifest(data, [imported["art-4"], imported["art-2"]], historian)
+    assert "confidence 0.80" in data["summary"]["none"][0]
+    assert historian.get("/iiif/proposals/999999/manifest.json").status_code == 404
+    review_page = historian.get(reverse("review:review", args=[proposal.pk])).content.decode()
+    assert f'href="/iiif/proposals/{proposal.pk}/manifest.json"' in review_page
+
+
+def hand_made_proposal(members: list[Artwork]) -> Proposal:
+    """A proposal of `members`, strongest first, in a run of a version that has no signatures."""
     version = ModelVersion.objects.create(
         number=1,
         backbone="tf_efficientnet_lite0",
@@ -100,20 +111,16 @@ def test_a_group_of_connected_artworks_and_a_proposal_side_by_side(historian, im
         signature_dim=32,
     )
     run = ClusteringRun.objects.create(model_version=version, algorithm="optics")
+    size = len(members)
     proposal = Proposal.objects.create(
-        run=run, label=0, kind="new_group", size=2, confidence=0.8, new_links=1, new_pairs=1,
-        review_value=1.0, rank=1,
+        run=run, label=0, kind="new_group", size=size, confidence=0.8, new_links=size - 1,
+        new_pairs=size * (size - 1) // 2, review_value=1.0, rank=1,
     )  # fmt: skip
-    for position, name in enumerate(["art-4", "art-2"]):  # strongest first
+    for position, artwork in enumerate(members):
         ProposalMember.objects.create(
-            proposal=proposal, artwork=imported[name], strength=1 - position / 10, position=position
+            proposal=proposal, artwork=artwork, strength=1 - position / 10, position=position
         )
-    data = historian.get(f"/iiif/proposals/{proposal.pk}/manifest.json").json()
-    check_manifest(data, [imported["art-4"], imported["art-2"]], historian)
-    assert "confidence 0.80" in data["summary"]["none"][0]
-    assert historian.get("/iiif/proposals/999999/manifest.json").status_code == 404
-    review_page = historian.get(reverse("review:review", args=[proposal.pk])).content.decode()
-    assert f'href="/iiif/proposals/{proposal.pk}/manifest.json"' in review_page
+    return proposal
 
 
 def test_size_requests_of_level_0():

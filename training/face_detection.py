@@ -422,13 +422,8 @@ def write_crops(
         by_artwork.setdefault(face.artwork_id, []).append(index)
     for indices in by_artwork.values():
         artwork = faces[indices[0]].artwork
-        # Decoded only as large as the smallest crop needs to reach CROP_SIDE: a face in an 80-megapixel
-        # scan does not need the whole scan in memory.
-        smallest = min(max(faces[i].width, faces[i].height) for i in indices) * (1 + face_rules.CROP_MARGIN)
-        shrink = min(1.0, face_rules.CROP_SIDE / max(smallest, 1.0))
-        longest = max(artwork.width, artwork.height)
         try:
-            image = load_for_faces(artwork, max_side=max(1, math.ceil(longest * shrink)))
+            image = load_for_crops(artwork, [faces[i] for i in indices])
         except (ImageProblem, OSError) as exc:
             log(f"artwork {artwork.pk} ({artwork.external_id}): unreadable image, its faces skipped: {exc}")
             continue
@@ -438,6 +433,15 @@ def write_crops(
             crop.save(files[-1], "PNG", compress_level=1)
             done.append(faces[index])
     return done, files
+
+
+def load_for_crops(artwork: Artwork, faces: Sequence[Face]) -> Image.Image:
+    """The artwork's image decoded only as large as the smallest of `faces`' crops needs to reach
+    CROP_SIDE: a face in an 80-megapixel scan does not need the whole scan in memory."""
+    smallest = min(max(face.width, face.height) for face in faces) * (1 + face_rules.CROP_MARGIN)
+    shrink = min(1.0, face_rules.CROP_SIDE / max(smallest, 1.0))
+    longest = max(artwork.width, artwork.height)
+    return load_for_faces(artwork, max_side=max(1, math.ceil(longest * shrink)))
 
 
 def face_crop(image: Image.Image, face: Face, width: int, height: int) -> Image.Image:

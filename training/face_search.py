@@ -9,7 +9,6 @@ no face to embed, falls back to the whole image and says so.
 
 from __future__ import annotations
 
-import math
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from annotations.images import ImageProblem
 from annotations.models import Artwork
 
 from . import faces as face_rules
-from .face_detection import FaceIndexMissing, face_crop, load_for_faces, load_index
+from .face_detection import FaceIndexMissing, face_crop, load_for_crops, load_index
 from .models import Face, ModelVersion
 from .search import load_model_once, signatures
 from .signature_store import top_rows
@@ -171,12 +170,8 @@ def embed_face(version: ModelVersion, face: Face) -> np.ndarray:
     """One face's signature under `version`, computed now (a face the index did not choose); the image is
     decoded only as large as the crop needs."""
     artwork: Artwork = face.artwork
-    side = max(face.width, face.height) * (1 + face_rules.CROP_MARGIN)
-    shrink = min(1.0, face_rules.CROP_SIDE / max(side, 1.0))
     try:
-        image = load_for_faces(
-            artwork, max_side=max(1, math.ceil(max(artwork.width, artwork.height) * shrink))
-        )
+        image = load_for_crops(artwork, [face])
     except (ImageProblem, OSError) as exc:
         raise FaceSearchError(f"the image of artwork {artwork.pk} cannot be read: {exc}") from None
     crop = face_crop(image, face, artwork.width, artwork.height)
