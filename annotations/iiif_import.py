@@ -181,13 +181,18 @@ def write_metadata(target: Path, rows: list[tuple[Manifest, Canvas]], files: dic
     records = []
     for manifest, canvas in rows:
         pairs = {**manifest.metadata, **canvas.metadata}
+        date = pairs.pop("navDate", "")[:10]
+        if not date:
+            # No navDate (most 2.1 manifests): a "Date" pair ("ca. 1520", "1500-1510") is the date.
+            named = next((key for key in pairs if key.strip().lower() == "date"), None)
+            date = pairs.pop(named) if named else ""
         record = {
             "id": external_id(canvas.canvas_id),
             "path": files[canvas.canvas_id],
             "title": canvas.label
             if len(manifest.canvases) > 1 and canvas.label
             else manifest.label or canvas.label,
-            "date": pairs.pop("navDate", "")[:10],
+            "date": date,
             "iiif_url": canvas.service_id or canvas.image_url,
             "iiif_manifest": manifest.manifest_id,
             "iiif_canvas": canvas.canvas_id,

@@ -231,13 +231,14 @@ def canvases_3(document: dict, where: str) -> list[Canvas]:
 
 def image_request(canvas: Canvas, size: int) -> list[str]:
     """The URLs to try for the canvas's image, best first: its Image API service at `size` pixels on the
-    longer side (never upscaled: "!" confines, Image API 2.1 and 3.0 §4.2), then the image the manifest
-    names."""
+    longer side ("!w,h" confines, the same syntax in Image API 2.1 and 3.0 §4.2), then the image the
+    manifest names. Never larger than the canvas: Image API 2.1 lets "!w,h" upscale (IIPImage does, up to
+    5,000 px), and an upscaled photograph is only a bigger file with the same detail."""
     urls = []
     if canvas.service_id:
-        quality = "default"
-        request = f"!{size},{size}"  # the same syntax in Image API 2.1 and 3.0
-        urls.append(f"{canvas.service_id}/full/{request}/0/{quality}.jpg")
+        if canvas.width and canvas.height:
+            size = min(size, max(canvas.width, canvas.height))
+        urls.append(f"{canvas.service_id}/full/!{size},{size}/0/default.jpg")
     if canvas.image_url:
         urls.append(canvas.image_url)
     return urls
