@@ -4,7 +4,8 @@ a group of connected artworks. Plain: builds JSON-able dicts from plain values, 
 
 Level 0 (https://iiif.io/api/image/3.0/compliance/#5-level-0-compliance): the service lists the sizes it has
 (the workbench's JPEG thumbnails, upright like the canvas) and serves exactly those; a viewer asks for one of
-them and scales it. No tiles yet: zooming stops at the viewer thumbnail's size.
+them and scales it, so zooming stops at the viewer thumbnail's size. Where a real image server holds the
+artwork's pyramid (`annotations.image_server`), the canvas names that service instead: tiles, deep zoom.
 """
 
 from __future__ import annotations
@@ -37,6 +38,16 @@ class CanvasSource:
     homepage: str = ""  # the artwork's page in the workbench
     metadata: Sequence[tuple[str, str]] = field(default_factory=tuple)
     thumbnail: tuple[str, int, int] | None = None  # (uri, width, height)
+    service_type: str = "ImageService3"
+    service_profile: str = IMAGE_PROFILE
+
+
+def image_service(source: CanvasSource) -> dict:
+    """The body's service. A 2.x service keeps its 2.x keys inside a 3.0 manifest (Presentation 3.0 §3.4.3:
+    "@id" and "@type" = "ImageService2", profile as a URI), which viewers use to pick the request syntax."""
+    if source.service_type == "ImageService2":
+        return {"@id": source.service_id, "@type": "ImageService2", "profile": source.service_profile}
+    return {"id": source.service_id, "type": source.service_type, "profile": source.service_profile}
 
 
 def canvas(source: CanvasSource) -> dict:
@@ -52,7 +63,7 @@ def canvas(source: CanvasSource) -> dict:
             "format": "image/jpeg",
             "width": source.image_width,
             "height": source.image_height,
-            "service": [{"id": source.service_id, "type": "ImageService3", "profile": IMAGE_PROFILE}],
+            "service": [image_service(source)],
         },
     }
     result: dict = {

@@ -11,7 +11,7 @@ from PIL import Image
 
 from workbench import paths
 
-from . import iiif, knowledge
+from . import iiif, image_server, knowledge
 from .models import Artwork
 
 # The thumbnails a level-0 service serves, smallest first (each an upright JPEG, `annotations.images`).
@@ -35,19 +35,33 @@ def served_sizes(artwork: Artwork) -> dict[tuple[int, int], str]:
 
 
 def canvas_source(request: HttpRequest, artwork: Artwork) -> iiif.CanvasSource:
-    service_id = request.build_absolute_uri(reverse("annotations:iiif_service", args=[artwork.pk]))
+    """The artwork's canvas: its image from the image server where that holds its pyramid (the full
+    resolution, tiled), else from the workbench's level-0 service (its largest thumbnail)."""
+    own_service = request.build_absolute_uri(reverse("annotations:iiif_service", args=[artwork.pk]))
     sizes = sorted(served_sizes(artwork)) or [(artwork.width, artwork.height)]
     largest = sizes[-1]
     smallest = sizes[0]
+    image: dict = {
+        "service_id": own_service,
+        "image_id": f"{own_service}/full/{largest[0]},{largest[1]}/0/default.jpg",
+        "image_width": largest[0],
+        "image_height": largest[1],
+    }
+    external = image_server.service_id(artwork)
+    if external:
+        image = {
+            "service_id": external,
+            "service_type": image_server.SERVICE_TYPE,
+            "service_profile": image_server.SERVICE_PROFILE,
+            "image_id": f"{external}/full/full/0/default.jpg",
+            "image_width": artwork.width,
+            "image_height": artwork.height,
+        }
     return iiif.CanvasSource(
         canvas_id=request.build_absolute_uri(reverse("annotations:iiif_canvas", args=[artwork.pk])),
         label=artwork.title or artwork.external_id,
         width=artwork.width,
         height=artwork.height,
-        service_id=service_id,
-        image_id=f"{service_id}/full/{largest[0]},{largest[1]}/0/default.jpg",
-        image_width=largest[0],
-        image_height=largest[1],
         homepage=request.build_absolute_uri(reverse("annotations:artwork", args=[artwork.pk])),
         metadata=[
             ("Id", artwork.external_id),
@@ -57,7 +71,9 @@ def canvas_source(request: HttpRequest, artwork: Artwork) -> iiif.CanvasSource:
             ("Genre", artwork.genre),
             ("Collection", artwork.collection.name),
         ],
-        thumbnail=(f"{service_id}/full/{smallest[0]},{smallest[1]}/0/default.jpg", *smallest),
+        # From the workbench's own service either way: the small image a viewer lists canvases by.
+        thumbnail=(f"{own_service}/full/{smallest[0]},{smallest[1]}/0/default.jpg", *smallest),
+        **image,
     )
 
 

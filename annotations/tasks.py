@@ -42,3 +42,12 @@ def import_iiif_job(job, progress, log) -> dict:
         log=log,
     )
     return report.as_dict()
+
+
+@job_handler("build_pyramids")
+def build_pyramids_job(job, progress, log) -> dict:
+    """Tiled pyramids of the images that have none, for the IIIF image server (`image_server`)."""
+    from .image_server import build_pyramids
+
+    params = job.params
+    return build_pyramids(params.get("collection") or None, bool(params.get("force")), progress, log)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -21,6 +22,7 @@ from workbench.roles import curator_required
 from .connection_types import CONNECTION_TYPES, normalise_type
 from .connections import Statement, apply_statements
 from .exporting import write_connections_csv
+from .image_server import with_pyramids
 from .models import Artwork, Collection, Connection, DecisionSource
 
 
@@ -231,12 +233,14 @@ def start_iiif_import(request: HttpRequest) -> HttpResponse:
         return redirect("home")
     job = enqueue(
         "import_iiif",
-        {
-            "manifest": location,
-            "collection": params.text(request.POST.get("collection", ""), "collection"),
-            "size": size,
-            "per_manifest": request.POST.get("per_manifest") == "1",
-        },
+        with_pyramids(
+            {
+                "manifest": location,
+                "collection": params.text(request.POST.get("collection", ""), "collection"),
+                "size": size,
+                "per_manifest": request.POST.get("per_manifest") == "1",
+            }
+        ),
         user=request.user,
     )
     messages.success(request, f"IIIF import started as job #{job.pk}.")
@@ -276,6 +280,7 @@ def iiif_viewer(request: HttpRequest) -> HttpResponse:
         "manifests": manifests,
         "manifests_json": json.dumps(manifests),
         "installed": finders.find(MIRADOR_PATH) is not None,
+        "image_server": bool(settings.IIIF_IMAGE_SERVER),
         "mirador_path": MIRADOR_PATH,
         "version": MIRADOR_VERSION,
     }

@@ -46,6 +46,7 @@ PLAIN_MODULES = [
     "annotations.iiif_source",
     "annotations.images",
     "annotations.knowledge",
+    "annotations.pyramids",
     "annotations.splits",
     "annotations.web_annotations",
     "annotations.storage",

@@ -50,3 +50,68 @@ def test_a_proposal_side_by_side_in_mirador(page, data_dir, source):  # noqa: F8
     if os.environ.get("WORKBENCH_SCREENSHOTS"):  # how docs/screenshots/mirador.png is refreshed
         page.wait_for_timeout(1500)
         page.screenshot(path=os.path.join(os.environ["WORKBENCH_SCREENSHOTS"], "mirador.png"))
+
+
+def test_deep_zoom_from_the_image_server_in_mirador(page, data_dir, tmp_path, settings):  # noqa: F811
+    """With IIPImage configured, Mirador reads each member's info.json from it (across origins: CORS) and
+    draws the canvas from its tiles at the full resolution."""
+    from django.core.management import call_command
+
+    from annotations.pyramids import pyramid_name
+    from workbench import paths
+
+    from .conftest import SourceCollection, draw_picture, write_rows
+    from .iip_server import ImageServer
+
+    source = SourceCollection(tmp_path / "large")
+    for i in range(3):
+        draw_picture(source.images / "img" / f"{i}.jpg", seed=i, size=(2400, 1600))
+    write_rows(source.metadata, SourceCollection.METADATA_HEADER, source.metadata_rows(3))
+    import_collection(source.images, source.metadata, None, "Large")
+    server = ImageServer(tmp_path / "iip", pyramids=paths.pyramids_folder())
+    try:
+        settings.IIIF_IMAGE_SERVER = server.iiif
+        call_command("build_pyramids")
+        members = list(Artwork.objects.order_by("pk"))
+        proposal = hand_made_proposal(members)
+        served: dict[str, set[str]] = {pyramid_name(m.image_sha256): set() for m in members}
+        page.on(
+            "response",
+            lambda response: (
+                served[response.url.split("/iiif/")[1].split("/")[0]].add(response.url.split(".tif/")[1])
+                if response.url.startswith(server.iiif) and response.status == 200
+                else None
+            ),
+        )
+        make_user("historian")
+        log_in(page, "historian")
+        page.goto(f"/review/{proposal.pk}/")
+        page.locator("#open-in-mirador").click()
+        expect(page.locator(".mirador-window .openseadragon-canvas canvas")).to_have_count(3, timeout=30_000)
+        for _ in range(60):
+            if all("info.json" in asked and len(asked) > 1 for asked in served.values()):
+                break
+            page.wait_for_timeout(500)
+        for name, asked in served.items():
+            assert "info.json" in asked and any(a.endswith("/0/default.jpg") for a in asked), (name, asked)
+
+        # Zoom into the first window (the mouse wheel, as a historian does) until OpenSeadragon asks for
+        # tiles at scale 1: 256 px regions of the full-resolution image, which level 0 could never serve.
+        def full_resolution_tiles() -> list[str]:
+            tiles = []
+            for asked in set().union(*served.values()) - {"info.json"}:
+                region, size = asked.split("/")[:2]
+                if region != "full" and int(region.split(",")[2]) == int(size.split(",")[0]):
+                    tiles.append(asked)
+            return tiles
+
+        box = page.locator(".mirador-window .openseadragon-canvas").first.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        for _ in range(80):
+            if full_resolution_tiles():
+                break
+            page.mouse.wheel(0, -400)
+            page.wait_for_timeout(250)
+        assert full_resolution_tiles(), served
+    finally:
+        server.close()

@@ -30,9 +30,35 @@ def imported(data_dir, source):
     return {artwork.external_id: artwork for artwork in Artwork.objects.all()}
 
 
+def validate_with_iiif_prezi3(data: dict) -> None:
+    """The manifest against IIIF's own Presentation 3.0 model (iiif-prezi3: pydantic classes generated from
+    the specification's JSON schema), which raises on a wrongly typed or shaped property. It is lenient
+    about what is missing (a canvas without an id passes), hence `check_manifest`'s own checks besides."""
+    import iiif_prezi3
+
+    iiif_prezi3.Manifest(**data)
+
+
+def test_the_iiif_model_rejects_a_broken_manifest():
+    """The validator is not vacuous: a canvas's width must be a number, a 2.x service must say its type."""
+    import pydantic
+
+    canvas = {"id": "http://x/c", "type": "Canvas", "width": "wide", "height": 10}
+    with pytest.raises(pydantic.ValidationError, match="width"):
+        validate_with_iiif_prezi3({"id": "http://x/m", "type": "Manifest", "label": {}, "items": [canvas]})
+    service = {"@id": "http://x/s", "profile": "http://iiif.io/api/image/2/level1.json"}
+    body = {"id": "http://x/i.jpg", "type": "Image", "service": [service]}
+    annotation = {"id": "http://x/a", "type": "Annotation", "motivation": "painting", "target": "http://x/c"}
+    page = {"id": "http://x/p", "type": "AnnotationPage", "items": [{**annotation, "body": body}]}
+    canvas = {"id": "http://x/c", "type": "Canvas", "width": 10, "height": 10, "items": [page]}
+    with pytest.raises(pydantic.ValidationError):
+        validate_with_iiif_prezi3({"id": "http://x/m", "type": "Manifest", "label": {}, "items": [canvas]})
+
+
 def check_manifest(data: dict, artworks: list[Artwork], client) -> None:
-    """What Presentation 3.0 requires of a manifest and its canvases, and that every image it names is
-    served at the size it states."""
+    """What Presentation 3.0 requires of a manifest and its canvases (IIIF's model and our own checks),
+    and that every image it names is served at the size it states."""
+    validate_with_iiif_prezi3(data)
     assert data["@context"] == "http://iiif.io/api/presentation/3/context.json"
     assert data["type"] == "Manifest" and data["id"].startswith("http://testserver/iiif/")
     assert set(data["label"]) == {"none"} and data["label"]["none"][0]

@@ -173,6 +173,11 @@ def face_index_folder(number: int) -> Path:
     return signatures_folder(number) / "faces"
 
 
+def pyramids_folder() -> Path:
+    """Tiled pyramidal TIFFs, one per image content (`annotations.pyramids`), for the IIIF image server."""
+    return root() / "pyramids"
+
+
 def faces_folder() -> Path:
     return root() / "faces"
 

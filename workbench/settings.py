@@ -181,10 +181,13 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # --- Workbench ------------------------------------------------------------------------------
-# Images above this many pixels are refused at import (decompression bombs, scanner TIFFs).
 # The workbench's address as others reach it: the prefix of the ids in files exported from the command line
 # (Web Annotations, IIIF); pages use the address they were requested at.
 PUBLIC_URL = os.environ.get("WORKBENCH_PUBLIC_URL", "http://localhost:8000").rstrip("/")
+# A IIIF image server reading the pyramids folder (IIPImage, docker/iipsrv/): its IIIF prefix as browsers
+# reach it, e.g. http://localhost:8182/iiif/. Empty: manifests use the workbench's own level-0 service.
+IIIF_IMAGE_SERVER = os.environ.get("WORKBENCH_IIIF_IMAGE_SERVER", "").strip()
+# Images above this many pixels are refused at import (decompression bombs, scanner TIFFs).
 MAX_IMAGE_PIXELS = env_int("WORKBENCH_MAX_IMAGE_PIXELS", 80_000_000)
 MAX_IMAGE_BYTES = env_int("WORKBENCH_MAX_IMAGE_BYTES", 200 * 1024 * 1024)
 # Search and the artwork page's neighbours re-rank this many of the global top hits by spatial

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Q
 
 from annotations.demo import DERIVED_COLLECTION, SOURCE_COLLECTION, build_demo, built_with, check_limit
+from annotations.image_server import with_pyramids
 from annotations.models import ImportRecord
 from jobs.cli import run_job_from_command
 from jobs.progress import ProgressTracker, TerminalBar
@@ -75,7 +76,8 @@ class Command(BaseCommand):
                 "metadata": str(folder / "derivatives.csv"),
                 "connections": str(folder / "connections_known.csv"),
                 "collection": DERIVED_COLLECTION,
-            },
+            }
+            | with_pyramids({}),
             {},
         )
         self.stdout.write(

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from annotations.image_server import with_pyramids
 from jobs.cli import add_job_arguments, run_job_from_command
 
 
@@ -30,4 +31,4 @@ class Command(BaseCommand):
             "connections": str(options["connections"].resolve()) if options["connections"] else "",
             "collection": options["collection"] or "",
         }
-        run_job_from_command(self, "import_collection", params, options)
+        run_job_from_command(self, "import_collection", with_pyramids(params), options)

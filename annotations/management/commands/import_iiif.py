@@ -5,6 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandParser
 
 from annotations.iiif_import import DEFAULT_SIZE
+from annotations.image_server import with_pyramids
 from jobs.cli import add_job_arguments, run_job_from_command
 
 
@@ -34,4 +35,4 @@ class Command(BaseCommand):
             "size": options["size"],
             "per_manifest": options["per_manifest"],
         }
-        run_job_from_command(self, "import_iiif", params, options)
+        run_job_from_command(self, "import_iiif", with_pyramids(params), options)
