@@ -20,6 +20,11 @@ ROOT = Path(__file__).resolve().parent.parent
 # Hermetic: no test reaches the internet for weights, on a developer's machine either (workers inherit it).
 # tests/test_weights_download.py turns it on against a local server.
 os.environ["WORKBENCH_DOWNLOAD_WEIGHTS"] = "0"
+# Nor do they find a developer's Hugging Face cache (timm's downloaded weights): set before huggingface_hub
+# is imported, which reads it once.
+os.environ["HF_HUB_CACHE"] = os.path.join(
+    os.environ.get("WORKBENCH_DATA_DIR") or "/tmp", f"hf-hub-cache-{os.getpid()}"
+)
 
 # Fixtures through which a test reaches the database (and, with a worker, the broker).
 DATABASE_FIXTURES = {

@@ -127,3 +127,99 @@ def test_every_torchvision_backbone_and_dino_has_a_published_address():
         "https://dl.fbaipublicfiles.com/dino/dino_deitsmall16_pretrain/dino_deitsmall16_pretrain.pth"
     ]
     assert backbones.download_urls("tf_efficientnet_lite0") == []  # offline package
+
+
+@pytest.fixture
+def hf_hub(tmp_path, monkeypatch):
+    """A stand-in for the Hugging Face hub on 127.0.0.1 (HF_ENDPOINT): `resolve/main/<file>` answers HEAD
+    and GET with the headers huggingface_hub reads (the commit, the ETag, the length), over a cache of the
+    test's own."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    files: dict[str, bytes] = {}
+    requests: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def answer(self, body: bool) -> None:
+            requests.append(f"{self.command} {self.path}")
+            repository, _, filename = self.path.lstrip("/").partition("/resolve/main/")
+            data = files.get(f"{repository}/{filename}")
+            if data is None:
+                self.send_response(404)
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("X-Repo-Commit", "c0ffee" * 6 + "c0ff")
+            self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if body:
+                self.wfile.write(data)
+
+        def do_HEAD(self):  # noqa: N802 - the stdlib's name
+            self.answer(False)
+
+        def do_GET(self):  # noqa: N802
+            self.answer(True)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{httpd.server_address[1]}")
+    yield files, requests
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_timm_weights_come_from_the_hugging_face_hub_and_are_found_offline(hf_hub, monkeypatch, tmp_path):
+    import timm
+    from safetensors.torch import save_file
+
+    files, requests = hf_hub
+    repository, filename = backbones.timm_hub_file("vit_tiny_patch16_224")
+    assert (repository, filename) == ("timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k", "model.safetensors")
+    # The multitask model's ViT-B/16 is MAE's encoder (methods.md §2), not timm's default supervised tag.
+    assert backbones.timm_hub_file("vit_base_patch16_224") == (
+        "timm/vit_base_patch16_224.mae",
+        "model.safetensors",
+    )
+    torch.manual_seed(3)
+    published_net = timm.create_model("vit_tiny_patch16_224", pretrained=False)  # with its ImageNet head
+    save_file(published_net.state_dict(), str(tmp_path / "model.safetensors"))
+    files[f"{repository}/{filename}"] = (tmp_path / "model.safetensors").read_bytes()
+
+    monkeypatch.setenv("WORKBENCH_DOWNLOAD_WEIGHTS", "1")
+    model, origin = build_model("vit_tiny_patch16_224", "pretrained")
+    assert origin.kind == "download" and repository in origin.description
+    assert requests == [
+        f"HEAD /{repository}/resolve/main/{filename}",
+        f"GET /{repository}/resolve/main/{filename}",
+    ]
+    assert torch.equal(model.trunk.patch_embed.proj.weight, published_net.patch_embed.proj.weight)
+
+    monkeypatch.setenv("WORKBENCH_DOWNLOAD_WEIGHTS", "0")  # offline from now on: the cache is enough
+    requests.clear()
+    again, origin = build_model("vit_tiny_patch16_224", "pretrained")
+    assert origin.kind == "hf-cache" and requests == []
+    assert torch.equal(again.trunk.blocks[0].attn.qkv.weight, published_net.blocks[0].attn.qkv.weight)
+
+
+def test_without_the_hub_a_timm_backbone_says_what_to_download(hf_hub, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_DOWNLOAD_WEIGHTS", "1")
+    with socket.socket() as closed:  # a port nothing listens on: the hub cannot be reached
+        closed.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed.getsockname()[1]}")
+    _, origin = build_model("vit_tiny_patch16_224", "auto")
+    where = (
+        "https://huggingface.co/timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k/resolve/main/model.safetensors"
+    )
+    assert (
+        origin.kind == "random" and "cannot be reached" in origin.description and where in origin.description
+    )
+    monkeypatch.setenv("WORKBENCH_DOWNLOAD_WEIGHTS", "0")
+    with pytest.raises(FileNotFoundError, match=r"downloads are off \(WORKBENCH_DOWNLOAD_WEIGHTS=0\)"):
+        build_model("vit_tiny_patch16_224", "pretrained")

@@ -67,6 +67,9 @@ class _Spec:
     token_pool: Literal["mean", "cls"] = "mean"
     # The timm architecture when the backbone's name is not one (e.g. DINO's ViT-S/16).
     timm_name: str | None = None
+    # The tag of timm's published weights to download (`<architecture>.<tag>` on the Hugging Face hub), when
+    # not timm's default one.
+    timm_tag: str | None = None
     # Other file names its weights have in torch hub's checkpoint cache (torch.hub.load of the authors'
     # repository saves them there), looked for after torchvision's and timm's own.
     hub_files: tuple[str, ...] = ()
@@ -87,17 +90,35 @@ _SPECS: dict[str, _Spec] = {
         "torchvision", 1280, tv_weights="EfficientNet_B0_Weights", classifier_prefix="classifier."
     ),
     "tf_efficientnet_lite0": _Spec(
-        "timm", 1280, classifier_prefix="classifier.", lite_package=0, mean=(0.5,) * 3, std=(0.5,) * 3
+        "timm",
+        1280,
+        classifier_prefix="classifier.",
+        lite_package=0,
+        timm_tag="in1k",
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
     ),
     "tf_efficientnet_lite1": _Spec(
-        "timm", 1280, classifier_prefix="classifier.", lite_package=1, mean=(0.5,) * 3, std=(0.5,) * 3
+        "timm",
+        1280,
+        classifier_prefix="classifier.",
+        lite_package=1,
+        timm_tag="in1k",
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
     ),
     "tf_efficientnet_lite2": _Spec(
-        "timm", 1280, classifier_prefix="classifier.", lite_package=2, mean=(0.5,) * 3, std=(0.5,) * 3
+        "timm",
+        1280,
+        classifier_prefix="classifier.",
+        lite_package=2,
+        timm_tag="in1k",
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
     ),
-    # ViT-B/16 of the multitask model (MAE pretraining, methods.md §2); only from a weights file. The tiny
-    # one tests the loading path without a 350 MB checkpoint.
-    "vit_base_patch16_224": _Spec("timm", 768, classifier_prefix="head.", tokens=True),
+    # ViT-B/16 of the multitask model (MAE pretraining, methods.md §2): timm publishes MAE's encoder as
+    # vit_base_patch16_224.mae. The tiny one tests the loading path without a 350 MB checkpoint.
+    "vit_base_patch16_224": _Spec("timm", 768, classifier_prefix="head.", tokens=True, timm_tag="mae"),
     "vit_tiny_patch16_224": _Spec("timm", 192, classifier_prefix="head.", tokens=True),
     # Frozen self-supervised and ImageNet extractors of the National Gallery of Art's painting similarity
     # study (methods.md §5): DINO ViT-S/16's 384-d CLS token and ConvNeXt-Base's 1024-d pooled map.
@@ -282,8 +303,13 @@ def _read_state_dict(path: Path) -> OrderedDict[str, torch.Tensor]:
     Raises WeightsMismatchError when the file is no such thing.
     """
     try:
-        # weights_only: a checkpoint is data, it must not be able to run code when loaded.
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        if path.suffix == ".safetensors":  # timm's files on the Hugging Face hub: tensors only, no pickle
+            from safetensors.torch import load_file
+
+            raw = load_file(str(path))
+        else:
+            # weights_only: a checkpoint is data, it must not be able to run code when loaded.
+            raw = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise
     except Exception as exc:  # noqa: BLE001 - pickle/zip errors come in many types; one clear message
@@ -474,6 +500,59 @@ def download_urls(backbone: str) -> list[str]:
     return list(spec.hub_urls)
 
 
+def timm_hub_file(backbone: str) -> tuple[str, str] | None:
+    """(repository, file) of a timm backbone's published weights on the Hugging Face hub, where timm's own
+    `pretrained=True` fetches them from; None for torchvision's backbones and those published elsewhere
+    (DINO's release)."""
+    spec = _spec(backbone)
+    if spec.library != "timm" or spec.hub_urls:
+        return None
+    import timm
+
+    name = spec.timm_name or backbone
+    config = timm.models.get_pretrained_cfg(f"{name}.{spec.timm_tag}" if spec.timm_tag else name)
+    if config is None or not config.hf_hub_id:
+        return None
+    return config.hf_hub_id, config.hf_hub_filename or "model.safetensors"
+
+
+def timm_hub_cached(backbone: str) -> Path | None:
+    """The timm backbone's published weights where a download put them (the Hugging Face cache, by
+    `huggingface_hub`'s own lookup, which needs no network), or None."""
+    found = timm_hub_file(backbone)
+    if found is None:
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    path = try_to_load_from_cache(*found)
+    return Path(path) if isinstance(path, str) and Path(path).is_file() else None
+
+
+def download_timm_weights(repository: str, filename: str) -> Path:
+    """A timm backbone's weights, downloaded the way timm does it: `huggingface_hub.hf_hub_download` into
+    the Hugging Face cache (HF_HOME; written to an .incomplete file and renamed, checked against the hub's
+    ETag), with its progress bar. Raises OSError when the machine cannot fetch it."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import hf_hub_download
+
+    # HF_ENDPOINT (a mirror) read now, not when huggingface_hub was imported.
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    address = urlsplit(endpoint)
+    # huggingface_hub retries a failed connection five times with back-off (about 25 s): a machine that
+    # cannot reach the hub at all is told so at once instead.
+    try:
+        port = address.port or (443 if address.scheme == "https" else 80)
+        socket.create_connection((address.hostname or "", port), timeout=DOWNLOAD_TIMEOUT_S).close()
+    except OSError as exc:
+        raise OSError(f"{endpoint} cannot be reached: {exc}") from None
+    try:
+        return Path(hf_hub_download(repository, filename, etag_timeout=DOWNLOAD_TIMEOUT_S, endpoint=endpoint))
+    except Exception as exc:  # noqa: BLE001 - refused, timed out, 404: httpx and hub errors alike
+        raise OSError(f"{type(exc).__name__}: {exc}") from None
+
+
 def downloads_enabled() -> bool:
     """Read at each call: `WORKBENCH_DOWNLOAD_WEIGHTS=0` (or false/no/off) keeps a machine from trying."""
     return os.environ.get("WORKBENCH_DOWNLOAD_WEIGHTS", "1").strip().lower() not in (
@@ -572,8 +651,33 @@ def build_model(
                 file_sha256(path),
                 str(path),
             )
+    hub_file = timm_hub_file(backbone)
+    if hub_file is not None:
+        looked.append(f"the Hugging Face cache ({hub_file[0]}/{hub_file[1]})")
+        cached = timm_hub_cached(backbone)
+        if cached is not None:
+            origin = load_state_dict_file(model, cached)
+            return model, WeightsOrigin(
+                "hf-cache",
+                f"{backbone} weights {hub_file[0]} from the Hugging Face cache: {cached}",
+                origin.sha256,
+                str(cached),
+            )
     failed: list[str] = []
     urls = download_urls(backbone)
+    if hub_file is not None and downloads_enabled():
+        try:
+            path = download_timm_weights(*hub_file)
+        except OSError as exc:
+            failed.append(f"{hub_file[0]}/{hub_file[1]}: {exc}")
+        else:
+            origin = load_state_dict_file(model, path)
+            return model, WeightsOrigin(
+                "download",
+                f"{backbone} weights {hub_file[0]} downloaded from the Hugging Face hub to {path}",
+                origin.sha256,
+                str(path),
+            )
     if urls and downloads_enabled():
         for url in urls:
             try:
@@ -585,20 +689,27 @@ def build_model(
             return model, WeightsOrigin(
                 "download", f"{backbone} weights downloaded from {url} to {path}", origin.sha256, str(path)
             )
-    place = (
-        " Place "
-        + " or ".join(f"{url} as {_hub_checkpoint_dir() / os.path.basename(url)}" for url in urls)
-        + ","
-        if urls
-        else " Place the weights file in the torch hub cache,"
-    )
+    if urls:
+        place = (
+            " Place "
+            + " or ".join(f"{url} as {_hub_checkpoint_dir() / os.path.basename(url)}" for url in urls)
+            + " or pass a weights file."
+        )
+    elif hub_file is not None:
+        hub_url = f"https://huggingface.co/{hub_file[0]}/resolve/main/{hub_file[1]}"
+        place = f" Download {hub_url} elsewhere and pass it (or another weights file) as the weights file."
+    else:
+        place = " Place the weights file in the torch hub cache, or pass a weights file."
     message = (
         f"no pretrained weights found for {backbone} (looked for: {'; '.join(looked) or 'nothing'})"
         + (f"; the download failed ({'; '.join(failed)})" if failed else "")
-        + ("" if downloads_enabled() or not urls else "; downloads are off (WORKBENCH_DOWNLOAD_WEIGHTS=0)")
+        + (
+            ""
+            if downloads_enabled() or not (urls or hub_file)
+            else "; downloads are off (WORKBENCH_DOWNLOAD_WEIGHTS=0)"
+        )
         + "; the model is RANDOMLY INITIALISED and its signatures carry no ImageNet knowledge."
         + place
-        + " or pass a weights file."
     )
     if weights == "pretrained":
         raise FileNotFoundError(message)
