@@ -19,7 +19,7 @@ from jobs.progress import ProgressCallback, no_progress
 from workbench import paths
 
 from .models import Artwork
-from .pyramids import pyramid_name, write_pyramid
+from .pyramids import pyramid_name, remove_abandoned_partials, write_pyramid
 
 # iipsrv 1.1 speaks Image API 2.1 at compliance level 1 (its info.json says so).
 SERVICE_TYPE = "ImageService2"
@@ -71,6 +71,9 @@ def build_pyramids(
     for artwork in artworks.only("pk", "external_id", "image_sha256", "image_ext"):
         images.setdefault(artwork.image_sha256, artwork)
     folder = paths.pyramids_folder()
+    abandoned = remove_abandoned_partials(folder)
+    if abandoned:
+        log(f"removed {abandoned} partial pyramids that a killed build left behind")
     todo = [a for sha, a in images.items() if force or not (folder / pyramid_name(sha)).is_file()]
     log(f"{len(images)} images, {len(todo)} without a pyramid{' (all rewritten)' if force else ''}")
     written = unreadable = 0

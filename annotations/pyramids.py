@@ -15,6 +15,8 @@ keeps a collection's images from being listed (see the README's "IIIF" section).
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 TILE_SIDE = 256
@@ -37,7 +39,8 @@ def write_pyramid(source: Path, destination: Path, quality: int = JPEG_QUALITY) 
     import pyvips  # imported here: libvips loads only where pyramids are made
 
     destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(f".{destination.name}.{os.getpid()}.part")
+    # Named by process and thread: two builds at once (two imports' follow-ups) never share a partial file.
+    partial = destination.with_name(f".{destination.name}.{os.getpid()}.{threading.get_ident()}.part")
     try:
         # Read top to bottom, a strip at a time, unless the picture must be turned first (a turn reads it
         # out of order: libvips then decodes it whole, to memory or a temporary file).
@@ -66,9 +69,16 @@ def write_pyramid(source: Path, destination: Path, quality: int = JPEG_QUALITY) 
     return destination.stat().st_size
 
 
-def pyramid_size(path: Path) -> tuple[int, int]:
-    """(width, height) of a pyramid's full-resolution level, read from its header."""
-    import pyvips
-
-    image = pyvips.Image.new_from_file(str(path))
-    return image.width, image.height
+def remove_abandoned_partials(folder: Path, older_than_s: float = 3600.0) -> int:
+    """Delete partial pyramids a killed writer left behind (a finished write renames its partial away);
+    only old ones, so a write still in progress elsewhere keeps its file. Returns how many went."""
+    removed = 0
+    cutoff = time.time() - older_than_s
+    for partial in folder.glob(".*.part") if folder.is_dir() else ():
+        try:
+            if partial.stat().st_mtime < cutoff:
+                partial.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue  # its writer finished or another cleaner was first
+    return removed

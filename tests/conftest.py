@@ -158,6 +158,18 @@ def source(tmp_path: Path) -> SourceCollection:
     return SourceCollection(tmp_path / "source").write()
 
 
+def import_large_collection(folder: Path, count: int, size: tuple[int, int]) -> None:
+    """`count` artworks of `size` pixels (art-0…) imported as collection "Large": pictures big enough for an
+    image pyramid of several levels, so deep zoom has somewhere to go."""
+    from annotations.importer import import_collection
+
+    source = SourceCollection(folder)
+    for i in range(count):
+        draw_picture(source.images / "img" / f"{i}.jpg", seed=i, size=size)
+    write_rows(source.metadata, SourceCollection.METADATA_HEADER, source.metadata_rows(count))
+    import_collection(source.images, source.metadata, None, "Large")
+
+
 def slow_source(folder: Path, count: int = 80) -> SourceCollection:
     """An import that spends seconds checking its images (4-megapixel pictures, ~0.1 s each on one thread
     here), so that a test can interrupt or kill it while it runs; no connections. Its ids (slow-N) are

@@ -28,30 +28,18 @@ pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(tra
 def museum_collection(museum: ImageServer, tmp_path) -> tuple[str, list[str]]:
     """Two manifests (three canvases) and a collection of them, built with iiif-prezi3 from the museum's
     image server; returns the collection's URL and the canvas ids."""
-    canvases = []
-    manifests = []
-    for number, images in enumerate((["a.tif", "b.tif"], ["c.tif"])):
-        url = f"{museum.base}/manifest-{number}.json"
-        manifest = iiif_prezi3.Manifest(id=url, label={"en": [f"Drawings, album {number}"]})
-        for image in images:
-            picture = tmp_path / f"{image}.jpg"
-            draw_picture(picture, seed=len(canvases) + 7, size=(1800, 1200))
-            write_pyramid(picture, museum.pyramids / image)
-            canvas_id = f"{url}/canvas/{image}"
-            manifest.make_canvas_from_iiif(
-                url=museum.iiif + image,
-                id=canvas_id,
-                label={"en": [f"Study {image[0].upper()}"]},
-                anno_id=f"{canvas_id}/painting",
-                anno_page_id=f"{canvas_id}/page",
-            )
-            canvases.append(canvas_id)
-        (museum.documents / f"manifest-{number}.json").write_text(manifest.json())
-        manifests.append(iiif_prezi3.ManifestRef(id=url, type="Manifest", label={"en": [f"album {number}"]}))
+    for seed, image in enumerate(("a.tif", "b.tif", "c.tif")):
+        draw_picture(tmp_path / f"{image}.jpg", seed=seed + 7, size=(1800, 1200))
+        write_pyramid(tmp_path / f"{image}.jpg", museum.pyramids / image)
+    albums = [museum.manifest3("album-0.json", ["a.tif", "b.tif"], "Album 0")]
+    albums.append(museum.manifest3("album-1.json", ["c.tif"], "Album 1"))
     collection = iiif_prezi3.Collection(
-        id=f"{museum.base}/collection.json", label={"en": ["A museum's drawings"]}, items=manifests
+        id=f"{museum.base}/collection.json",
+        label={"en": ["A museum's drawings"]},
+        items=[iiif_prezi3.ManifestRef(id=url, type="Manifest", label={"en": [url]}) for url in albums],
     )
     (museum.documents / "collection.json").write_text(collection.json())
+    canvases = [f"{albums[0]}/canvas/a.tif", f"{albums[0]}/canvas/b.tif", f"{albums[1]}/canvas/c.tif"]
     return f"{museum.base}/collection.json", canvases
 
 

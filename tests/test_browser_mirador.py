@@ -60,14 +60,10 @@ def test_deep_zoom_from_the_image_server_in_mirador(page, data_dir, tmp_path, se
     from annotations.pyramids import pyramid_name
     from workbench import paths
 
-    from .conftest import SourceCollection, draw_picture, write_rows
+    from .conftest import import_large_collection
     from .iip_server import ImageServer
 
-    source = SourceCollection(tmp_path / "large")
-    for i in range(3):
-        draw_picture(source.images / "img" / f"{i}.jpg", seed=i, size=(2400, 1600))
-    write_rows(source.metadata, SourceCollection.METADATA_HEADER, source.metadata_rows(3))
-    import_collection(source.images, source.metadata, None, "Large")
+    import_large_collection(tmp_path / "large", 3, (2400, 1600))
     server = ImageServer(tmp_path / "iip", pyramids=paths.pyramids_folder())
     try:
         settings.IIIF_IMAGE_SERVER = server.iiif

