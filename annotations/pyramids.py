@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 TILE_SIDE = 256
-JPEG_QUALITY = 90
+JPEG_QUALITY = 85  # libvips subsamples chroma below 90, as the source photographs almost always are
 SUFFIX = ".tif"
 
 
