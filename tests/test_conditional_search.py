@@ -15,6 +15,7 @@ from annotations.models import Artwork
 from jobs.models import Job, JobState
 from jobs.runner import execute
 from training import signature_store
+from training.conditional_search import load, readable_latents
 from training.models import ModelVersion
 from training.rounds import extract_for_version
 from workbench import paths
@@ -107,6 +108,9 @@ def test_a_backward_search_model_and_its_student_answer_conditional_queries(trai
     with pytest.raises(CommandError, match="image cannot be read"):
         call_command("conditional_search", "--model", str(version.number), "--query", str(other.pk),
                      "--condition", "style=Gothic")  # fmt: skip
+    # As a hit, though, it is listed without predicted classes: one damaged image fails no other search.
+    readable, vectors = readable_latents(load(version), [query.pk, other.pk])
+    assert readable == [query.pk] and vectors.shape == (1, 256)
     paths.student_file(version.number).unlink()
     with pytest.raises(CommandError, match="no distilled student yet.*train_student --model"):
         call_command("conditional_search", "--model", str(version.number), "--query", str(query.pk),

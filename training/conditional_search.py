@@ -41,6 +41,10 @@ class ConditionalSearchError(Exception):
     """Bad input for a conditional search: shown to the user (400 on the web), never a traceback."""
 
 
+class UnreadableImage(ConditionalSearchError):
+    """An artwork's image cannot be read to compute its z."""
+
+
 @dataclass
 class ConditionalModel:
     version: ModelVersion
@@ -155,9 +159,29 @@ def _compute_latents(loaded: ConditionalModel, artwork_ids: list[int]) -> np.nda
     try:
         return latents_for(loaded.model, files, config)
     except (OSError, ImageReadError) as exc:
-        raise ConditionalSearchError(
+        raise UnreadableImage(
             f"an artwork's image cannot be read to place it under the model: {exc}"
         ) from None
+
+
+def readable_latents(loaded: ConditionalModel, artwork_ids: Sequence[int]) -> tuple[list[int], np.ndarray]:
+    """The artworks among `artwork_ids` whose z is stored or can be computed, with their z. A hit whose
+    image was damaged after import is listed without predicted classes rather than failing the whole search
+    (it ranks by its stored signature); found one by one only when a batch fails."""
+    try:
+        return list(artwork_ids), latents(loaded, artwork_ids)
+    except UnreadableImage:
+        pass
+    readable, vectors = [], []
+    for artwork_id in artwork_ids:
+        try:
+            vectors.append(latents(loaded, [artwork_id])[0])
+        except UnreadableImage:
+            continue
+        readable.append(artwork_id)
+    if not readable:
+        return [], np.zeros((0, 0), np.float32)
+    return readable, np.stack(vectors)
 
 
 def parse_lambda(value: str | float | None) -> float | None:
@@ -232,26 +256,27 @@ def search(
         for a in dict.fromkeys(int(stored.ids[r]) for r in [*conditional_rows, *plain_rows])
         if a in artworks
     ]
-    position_of = {artwork_id_: position for position, artwork_id_ in enumerate(hit_ids)}
-    predicted = (
-        conditional.predict_attributes(heads, torch.from_numpy(latents(loaded, hit_ids))) if hit_ids else []
-    )
+    readable, hit_latents = readable_latents(loaded, hit_ids) if hit_ids else ([], None)
+    position_of = {artwork_id_: position for position, artwork_id_ in enumerate(readable)}
+    predicted = conditional.predict_attributes(heads, torch.from_numpy(hit_latents)) if readable else []
 
     def describe(hit_rows: np.ndarray, scores: np.ndarray) -> list[dict]:
         out = []
         for r, score in zip(hit_rows, scores, strict=True):
             artwork_id_ = int(stored.ids[r])
-            if artwork_id_ not in position_of:
+            if artwork_id_ not in artworks:
                 continue
-            position = position_of[artwork_id_]
+            position = position_of.get(artwork_id_)
+            # No classes for a hit whose image cannot be read now (nothing to place under the model).
             attributes = {
                 task: {
                     "class": loaded.classes[task][int(predicted[t][0][position])],
                     "probability": float(predicted[t][1][position]),
                 }
                 for t, task in enumerate(tasks)
+                if position is not None
             }
-            met = all(
+            met = bool(attributes) and all(
                 attributes[task]["class"] == loaded.classes[task][int(row[t])]
                 for t, task in enumerate(tasks)
                 if row[t] >= 0
