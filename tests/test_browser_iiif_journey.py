@@ -19,6 +19,7 @@ from workbench import paths
 from .conftest import draw_picture, wait_until
 from .iip_server import ImageServer
 from .test_browser import browser, log_in, page  # noqa: F401 - fixtures
+from .test_browser_mirador import expect_every_window_draws
 from .test_browser_review import make_user
 from .test_iiif_out import hand_made_proposal
 
@@ -82,7 +83,7 @@ def test_import_review_in_mirador_and_download_web_annotations(
         )
         page.goto(f"/review/{proposal.pk}/")
         page.locator("#open-in-mirador").click()
-        expect(page.locator(".mirador-window .openseadragon-canvas canvas")).to_have_count(3, timeout=30_000)
+        expect_every_window_draws(page, 3)
         wait_until(
             lambda: served == {pyramid_name(a.image_sha256) for a in imported},
             timeout=30,
