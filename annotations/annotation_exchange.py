@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from django.db import transaction
+from django.urls import reverse
 
 from .connections import Statement, apply_statements
 from .csvformats import Problem
@@ -20,7 +21,8 @@ OWN_CANVAS = re.compile(r"/iiif/artworks/(\d+)/canvas$")
 
 
 def own_canvas(base: str, artwork_id: int) -> str:
-    return f"{base.rstrip('/')}/iiif/artworks/{artwork_id}/canvas"
+    """The artwork's canvas on the workbench at `base` (the id its manifests give it, `manifests`)."""
+    return base.rstrip("/") + reverse("annotations:iiif_canvas", args=[artwork_id])
 
 
 def export_document(

@@ -34,10 +34,15 @@ def served_sizes(artwork: Artwork) -> dict[tuple[int, int], str]:
     return sizes
 
 
+def own_service_id(request: HttpRequest, artwork: Artwork) -> str:
+    """The artwork's level-0 Image API service on this workbench, as an absolute URI."""
+    return request.build_absolute_uri(reverse("annotations:iiif_service", args=[artwork.pk]))
+
+
 def canvas_source(request: HttpRequest, artwork: Artwork) -> iiif.CanvasSource:
     """The artwork's canvas: its image from the image server where that holds its pyramid (the full
     resolution, tiled), else from the workbench's level-0 service (its largest thumbnail)."""
-    own_service = request.build_absolute_uri(reverse("annotations:iiif_service", args=[artwork.pk]))
+    own_service = own_service_id(request, artwork)
     sizes = sorted(served_sizes(artwork)) or [(artwork.width, artwork.height)]
     largest = sizes[-1]
     smallest = sizes[0]
@@ -77,14 +82,6 @@ def canvas_source(request: HttpRequest, artwork: Artwork) -> iiif.CanvasSource:
     )
 
 
-def manifest_of(
-    request: HttpRequest, manifest_id: str, label: str, artworks: Sequence[Artwork], summary=""
-) -> dict:
-    return iiif.manifest(
-        manifest_id, label, [canvas_source(request, artwork) for artwork in artworks[:MAX_CANVASES]], summary
-    )
-
-
 def component_members(artwork: Artwork) -> list[Artwork]:
     """The artwork and every artwork linked to it by known connections (its known component), by id."""
     known = knowledge.load()
@@ -105,3 +102,11 @@ def iiif_json(data: dict, content_type: str) -> HttpResponse:
     # the collection is private, so no wildcard: same-origin viewers work, as the workbench's own.
     response["Vary"] = "Cookie"
     return response
+
+
+def manifest_response(
+    request: HttpRequest, label: str, artworks: Sequence[Artwork], summary: str = ""
+) -> HttpResponse:
+    """`artworks` as a Presentation 3.0 manifest whose id is the address it was requested at."""
+    canvases = [canvas_source(request, artwork) for artwork in artworks[:MAX_CANVASES]]
+    return iiif_json(iiif.manifest(request.build_absolute_uri(), label, canvases, summary), IIIF_PRESENTATION)

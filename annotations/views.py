@@ -11,7 +11,6 @@ from django.db import transaction
 from django.db.models import Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
@@ -140,24 +139,22 @@ def data_file(request: HttpRequest, relpath: str) -> FileResponse:
 @require_GET
 def iiif_artwork_manifest(request: HttpRequest, artwork_id: int) -> HttpResponse:
     """One artwork as a Presentation 3.0 manifest."""
-    from .manifests import IIIF_PRESENTATION, iiif_json, manifest_of
+    from .manifests import manifest_response
 
     artwork = get_object_or_404(Artwork.objects.select_related("collection"), pk=artwork_id)
-    data = manifest_of(request, request.build_absolute_uri(), artwork.title or artwork.external_id, [artwork])
-    return iiif_json(data, IIIF_PRESENTATION)
+    return manifest_response(request, artwork.title or artwork.external_id, [artwork])
 
 
 @login_required
 @require_GET
 def iiif_component_manifest(request: HttpRequest, artwork_id: int) -> HttpResponse:
     """The artwork and the artworks connected to it by known links, one canvas each."""
-    from .manifests import IIIF_PRESENTATION, component_members, iiif_json, manifest_of
+    from .manifests import component_members, manifest_response
 
     artwork = get_object_or_404(Artwork.objects.select_related("collection"), pk=artwork_id)
     members = component_members(artwork)
     label = f"{artwork.title or artwork.external_id} and its {len(members) - 1} connected artworks"
-    data = manifest_of(request, request.build_absolute_uri(), label, members, "known connections")
-    return iiif_json(data, IIIF_PRESENTATION)
+    return manifest_response(request, label, members, "known connections")
 
 
 @login_required
@@ -180,14 +177,14 @@ def iiif_service(request: HttpRequest, artwork_id: int) -> HttpResponse:
 @require_GET
 def iiif_image_info(request: HttpRequest, artwork_id: int) -> HttpResponse:
     from .iiif import image_info
-    from .manifests import IIIF_IMAGE, iiif_json, served_sizes
+    from .manifests import IIIF_IMAGE, iiif_json, own_service_id, served_sizes
 
     artwork = get_object_or_404(Artwork, pk=artwork_id)
     sizes = served_sizes(artwork)
     if not sizes:
         raise Http404("no image of this artwork can be served")
-    service_id = request.build_absolute_uri(reverse("annotations:iiif_service", args=[artwork.pk]))
-    return iiif_json(image_info(service_id, artwork.width, artwork.height, list(sizes)), IIIF_IMAGE)
+    info = image_info(own_service_id(request, artwork), artwork.width, artwork.height, list(sizes))
+    return iiif_json(info, IIIF_IMAGE)
 
 
 @login_required

@@ -183,7 +183,7 @@ def lasso_proposal(request: HttpRequest) -> HttpResponse:
 def proposal_manifest(request: HttpRequest, proposal_id: int) -> HttpResponse:
     """A proposal's members as a IIIF Presentation 3.0 manifest, strongest first: any IIIF viewer shows
     them side by side."""
-    from annotations.manifests import IIIF_PRESENTATION, iiif_json, manifest_of
+    from annotations.manifests import manifest_response
 
     proposal = get_object_or_404(Proposal.objects.select_related("run"), pk=proposal_id)
     members = [
@@ -192,6 +192,4 @@ def proposal_manifest(request: HttpRequest, proposal_id: int) -> HttpResponse:
     ]
     label = f"Proposal {proposal.pk} of run {proposal.run_id}: {len(members)} artworks"
     summary = f"{proposal.get_kind_display()}, confidence {proposal.confidence:.2f}, status {proposal.status}"
-    return iiif_json(
-        manifest_of(request, request.build_absolute_uri(), label, members, summary), IIIF_PRESENTATION
-    )
+    return manifest_response(request, label, members, summary)
