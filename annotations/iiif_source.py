@@ -2,7 +2,8 @@
 fetch their images politely. Plain: no Django (`annotations.iiif_import` turns the result into an import).
 
 Library choice. `iiif-prezi3` (the IIIF community's Python library) builds and validates Presentation 3
-only, and pins Pillow <= 12 while the workbench pins Pillow 13: it cannot be installed beside us. `piffle`
+only, its model accepts what it cannot use (a canvas without an id), and it caps Pillow at 12 while the
+workbench pins 13 (the tests install it without its dependencies, to build and check manifests). `piffle`
 reads both versions into thin dataclasses but fetches with `requests` without a timeout or retries, prints
 its warnings to stdout and leaves image resources and services as raw dicts, so the part that matters here
 (which image, which service, at which size) would still be ours. The subset read here is small and exactly
@@ -247,7 +248,7 @@ def image_request(canvas: Canvas, size: int) -> list[str]:
 @dataclass
 class Fetcher:
     """Bounded, polite HTTP GETs: a timeout per request, retries with exponential back-off on errors that
-    may pass (timeouts, 429, 5xx), never on 4xx. `opener` is urllib's, replaceable in tests."""
+    may pass (timeouts, 429, 5xx), never on 4xx. `sleep` is replaceable in tests."""
 
     timeout_s: float = 30.0
     retries: int = 3
